@@ -1,0 +1,7 @@
+"""pyrogen: RBMs, VAEs and GANs as first-class citizens of Pyro."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
