@@ -180,7 +180,9 @@ class RBM(nn.Module):
     ) -> torch.Tensor:
         stat = self._visible_logits(h)
         if self.is_gaussian:
-            noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
+            noise = torch.randn(
+                stat.shape, generator=generator, dtype=stat.dtype, device=stat.device
+            )
             return stat + self.sigma * noise
         return torch.bernoulli(torch.sigmoid(stat), generator=generator)
 
@@ -338,9 +340,7 @@ class RBM(nn.Module):
         save_module(self, path, "RBM", self.config())
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], device: torch.device | str | None = None
-    ) -> RBM:
+    def load(cls, path: str | os.PathLike[str], device: torch.device | str | None = None) -> RBM:
         """Load an RBM written by :meth:`save` (no unpickling: safetensors + JSON)."""
         config, state = load_state(path, "RBM")
         dtype = state["weight"].dtype

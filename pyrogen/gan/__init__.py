@@ -1,0 +1,21 @@
+"""Generative adversarial networks as implicit Pyro models: the game, its theory, latent MCMC."""
+
+from pyrogen.gan.game import GAN, fit
+from pyrogen.gan.implicit import ImplicitModel
+from pyrogen.gan.latent import discriminator_energy, discriminator_log_density
+from pyrogen.gan.networks import MLP, mlp_discriminator, mlp_generator
+from pyrogen.gan.theory import game_value, jensen_shannon, optimal_discriminator
+
+__all__ = [
+    "GAN",
+    "MLP",
+    "ImplicitModel",
+    "discriminator_energy",
+    "discriminator_log_density",
+    "fit",
+    "game_value",
+    "jensen_shannon",
+    "mlp_discriminator",
+    "mlp_generator",
+    "optimal_discriminator",
+]

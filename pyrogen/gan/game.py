@@ -1,0 +1,382 @@
+r"""The adversarial game of Goodfellow et al. (2014) and its training loop.
+
+A discriminator :math:`D(x) = \sigma(d(x))` (``d`` its logit) and a generator :math:`G` play
+
+.. math:: \min_G \max_D V(G, D) = \mathbb E_{x\sim p_{data}} \log D(x)
+          + \mathbb E_{z\sim p(z)} \log(1 - D(G(z))).
+
+In logits, :math:`\log D = \operatorname{logsigmoid}(d)` and :math:`\log(1 - D) =
+\operatorname{logsigmoid}(-d)`, which stay finite when :math:`D` saturates at 0 or 1; every
+loss here is computed that way. The discriminator ascends :math:`V`; the generator either
+descends it (``loss="minimax"``, the game as written) or ascends
+:math:`\mathbb E \log D(G(z))` (``loss="nonsaturating"``, the variant the paper recommends
+because :math:`\log(1 - D(G(z)))` has vanishing gradient when :math:`D` rejects fakes
+confidently). For the optimal discriminator, :math:`V = -\log 4 + 2\,\mathrm{JSD}(p_{data}
+\Vert p_g)` (see :mod:`pyrogen.gan.theory`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from pyrogen._validation import (
+    check_choice,
+    check_finite,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+)
+from pyrogen.gan.implicit import ImplicitModel, _rebuild_implicit, module_dtype_device
+from pyrogen.history import History
+from pyrogen.io import load_state, save_module
+
+__all__ = ["GAN", "fit"]
+
+
+class GAN(nn.Module):
+    """A generator (an :class:`ImplicitModel`) and a discriminator returning logits.
+
+    Args:
+        generator: the implicit model; kept as ``gan.generator``.
+        discriminator: module mapping ``x`` of shape ``(n, out_dim)`` to logits of shape
+            ``(n,)`` or ``(n, 1)`` (*not* probabilities, see :func:`mlp_discriminator`).
+
+    Example:
+        >>> from pyrogen.gan import ImplicitModel, mlp_discriminator, mlp_generator
+        >>> gan = GAN(ImplicitModel(mlp_generator(2, 2), 2), mlp_discriminator(2))
+        >>> real = torch.randn(100, 2)
+        >>> float(gan.value(real)) <= 0.0
+        True
+    """
+
+    def __init__(self, generator: ImplicitModel, discriminator: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(generator, ImplicitModel):
+            raise TypeError(
+                "generator must be a pyrogen.gan.ImplicitModel (wrap your network: "
+                f"ImplicitModel(net, latent_dim)), got {type(generator).__name__}"
+            )
+        if not isinstance(discriminator, nn.Module):
+            raise TypeError(
+                f"discriminator must be a torch.nn.Module, got {type(discriminator).__name__}"
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        x = generator._probe(generator._zeros(2))
+        was_training = discriminator.training
+        discriminator.eval()
+        try:
+            with torch.no_grad():
+                self.logits(x)
+        except RuntimeError as err:
+            raise ValueError(
+                f"discriminator failed on generator output of shape {tuple(x.shape)}: does it "
+                f"take out_dim={generator.out_dim} inputs? ({err})"
+            ) from err
+        finally:
+            discriminator.train(was_training)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Discriminator logits :math:`d(x)`, shape ``x.shape[:-1]`` (unchecked input)."""
+        out = self.discriminator(x)
+        batch = x.shape[:-1]
+        if out.shape == (*batch, 1):
+            return out.squeeze(-1)
+        if out.shape != batch:
+            raise ValueError(
+                f"discriminator must return logits of shape {tuple(batch)} or "
+                f"{(*batch, 1)} for input {tuple(x.shape)}, got {tuple(out.shape)}"
+            )
+        return out
+
+    def probability(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`D(x) = \\sigma(d(x))`, the probability that ``x`` is real.
+
+        ``x`` has shape ``(..., out_dim)``; the result has shape ``x.shape[:-1]``.
+        """
+        check_tensor(x, "x", last_dim=self.generator.out_dim)
+        return torch.sigmoid(self.logits(x))
+
+    @torch.no_grad()
+    def value(
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Monte Carlo estimate of :math:`V(G, D)` (0-dim tensor).
+
+        :math:`\\hat V = \\frac1n\\sum_i \\log D(x_i) + \\frac1m\\sum_j \\log(1 - D(\\tilde x_j))`
+        with ``real`` :math:`x_i` (n, out_dim) and ``fake`` :math:`\\tilde x_j` (m, out_dim),
+        by default ``m = n`` fresh generator samples drawn with ``generator``.
+        """
+        check_tensor(real, "real", ndim=2, last_dim=self.generator.out_dim)
+        if fake is None:
+            fake = self.generator.sample(real.shape[0], generator)
+        check_tensor(fake, "fake", ndim=2, last_dim=self.generator.out_dim)
+        return F.logsigmoid(self.logits(real)).mean() + F.logsigmoid(-self.logits(fake)).mean()
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        """JSON description of both networks (they need ``config()``, e.g. pyrogen MLPs)."""
+        if not callable(getattr(self.discriminator, "config", None)):
+            raise TypeError(
+                "saving needs a discriminator with a config() method (e.g. pyrogen.gan."
+                f"mlp_discriminator); got {type(self.discriminator).__name__}. Save the "
+                "state_dict yourself, or pass your module to load(..., discriminator=module)"
+            )
+        return {"generator": self.generator.config(), "discriminator": self.discriminator.config()}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write both networks' weights and configuration to one safetensors file, atomically."""
+        save_module(self, path, "GAN", self.config())
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        generator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
+        latent_dist: dist.Distribution | None = None,
+        device: torch.device | str | None = None,
+    ) -> GAN:
+        """Load a GAN written by :meth:`save` (safetensors + JSON, no unpickling).
+
+        ``generator`` (the bare network) and ``discriminator`` replace the stored
+        architectures, for custom modules; a custom ``latent_dist`` must be passed again.
+        """
+        from pyrogen.gan.networks import MLP
+
+        config, state = load_state(path, "GAN")
+        implicit = _rebuild_implicit(
+            config["generator"], state, "generator.", generator, latent_dist, device
+        )
+        own = {
+            k[len("discriminator.") :]: v
+            for k, v in state.items()
+            if k.startswith("discriminator.")
+        }
+        if discriminator is None:
+            dtype = next(iter(own.values())).dtype
+            discriminator = MLP(**config["discriminator"], dtype=dtype, device=device)
+        discriminator.load_state_dict(own)
+        if device is not None:
+            discriminator = discriminator.to(device)
+        return cls(implicit, discriminator)
+
+
+def _check_betas(betas: object) -> tuple[float, float]:
+    if (
+        not isinstance(betas, (tuple, list))
+        or len(betas) != 2
+        or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
+    ):
+        raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+    return float(betas[0]), float(betas[1])
+
+
+def _check_lr(lr: object) -> tuple[float, float]:
+    if isinstance(lr, (tuple, list)):
+        if len(lr) != 2:
+            raise ValueError(
+                f"lr must be a number or a pair (discriminator, generator), got {lr!r}"
+            )
+        return check_positive_float(lr[0], "lr[0]"), check_positive_float(lr[1], "lr[1]")
+    value = check_positive_float(lr, "lr")
+    return value, value
+
+
+def fit(
+    gan: GAN,
+    data: torch.Tensor,
+    loss: str = "nonsaturating",
+    d_steps: int = 1,
+    steps: int | None = None,
+    epochs: int | None = None,
+    lr: float | tuple[float, float] = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    batch_size: int = 128,
+    seed: int | None = None,
+    progress: bool = True,
+    train_generator: bool = True,
+    record_every: int | None = None,
+) -> History:
+    r"""Train ``gan`` on ``data`` by alternating Adam steps on the two players.
+
+    One *step* is ``d_steps`` discriminator updates (each on a fresh real batch and a fresh
+    fake batch, ascending :math:`\hat V`) followed by one generator update (see the module
+    docstring for ``loss``). Give exactly one of ``steps`` or ``epochs``; an epoch is one
+    pass of the discriminator over ``data`` (``len(data) // batch_size`` real batches).
+
+    Args:
+        gan: the model; trained in place.
+        data: real samples, shape ``(n, out_dim)``, same dtype as the networks; moved to
+            their device once.
+        loss: generator loss, ``"nonsaturating"`` (:math:`-\log D(G(z))`) or ``"minimax"``
+            (:math:`\log(1 - D(G(z)))`).
+        d_steps: discriminator updates per generator update.
+        lr: Adam learning rate, or a pair ``(discriminator, generator)``.
+        betas: Adam moment decays (``(0.5, 0.999)`` as in DCGAN, Radford et al. 2016).
+        batch_size: real and fake samples per update (at most ``len(data)``).
+        seed: seeds the batch order and latent draws (``None``: nondeterministic).
+        progress: show a tqdm bar.
+        train_generator: ``False`` trains the discriminator alone (e.g. to calibrate it
+            against a fixed generator before :func:`pyrogen.gan.discriminator_energy`).
+        record_every: steps per history record; default one epoch, or ``steps // 100``.
+
+    Returns:
+        :class:`pyrogen.history.History` with, averaged over each record's steps:
+        ``discriminator_loss`` (:math:`-\hat V`), ``generator_loss`` (NaN when the generator is
+        not trained), ``value`` (:math:`\hat V`, on the discriminator's batches before each
+        update), ``d_real`` and ``d_fake`` (mean :math:`D` on real / fake), plus ``step`` and
+        ``wall_time``. Ctrl-C stops training and returns the history so far with
+        ``interrupted = True``.
+
+    Example:
+        >>> from pyrogen.datasets import ring
+        >>> from pyrogen.gan import ImplicitModel, mlp_discriminator, mlp_generator
+        >>> data, centers = ring(2048, seed=0)
+        >>> gan = GAN(ImplicitModel(mlp_generator(2, 2), 2), mlp_discriminator(2))
+        >>> history = fit(gan, data, steps=20, batch_size=256, seed=0, progress=False)
+        >>> len(history["value"]) > 0
+        True
+    """
+    if not isinstance(gan, GAN):
+        raise TypeError(f"gan must be a pyrogen.gan.GAN, got {type(gan).__name__}")
+    check_choice(loss, "loss", ("nonsaturating", "minimax"))
+    check_tensor(data, "data", ndim=2)
+    if data.shape[1] != gan.generator.out_dim:
+        raise ValueError(
+            f"data has width {data.shape[1]} (shape {tuple(data.shape)}) but the generator "
+            f"outputs width {gan.generator.out_dim}"
+        )
+    check_finite(data, "data")
+    dtype, device = module_dtype_device(gan.discriminator, gan.generator)
+    if data.dtype != dtype:
+        raise TypeError(f"data has dtype {data.dtype} but the networks use {dtype}; convert it")
+    if (steps is None) == (epochs is None):
+        raise ValueError(f"give exactly one of steps or epochs, got steps={steps}, epochs={epochs}")
+    d_steps = check_positive_int(d_steps, "d_steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    n = data.shape[0]
+    if batch_size > n:
+        raise ValueError(f"batch_size ({batch_size}) exceeds the number of samples ({n})")
+    batches_per_epoch = n // batch_size
+    steps_per_epoch = max(1, math.ceil(batches_per_epoch / d_steps))
+    if epochs is not None:
+        total = check_positive_int(epochs, "epochs") * steps_per_epoch
+        default_every = steps_per_epoch
+    else:
+        total = check_positive_int(steps, "steps")
+        default_every = max(1, total // 100)
+    every = (
+        default_every if record_every is None else check_positive_int(record_every, "record_every")
+    )
+    d_lr, g_lr = _check_lr(lr)
+    betas = _check_betas(betas)
+
+    data = data.to(device)
+    rng = torch.Generator(device=device)
+    if seed is None:
+        rng.seed()
+    else:
+        rng.manual_seed(int(seed))
+    d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=d_lr, betas=betas)
+    g_params = list(gan.generator.parameters())
+    g_opt = None
+    if train_generator and g_params:
+        g_opt = torch.optim.Adam(g_params, lr=g_lr, betas=betas)
+    latent = gan.generator
+
+    order = torch.randperm(n, generator=rng, device=device)
+    cursor = 0
+
+    def next_real() -> torch.Tensor:
+        nonlocal order, cursor
+        if cursor + batch_size > n:
+            order, cursor = torch.randperm(n, generator=rng, device=device), 0
+        batch = data[order[cursor : cursor + batch_size]]
+        cursor += batch_size
+        return batch
+
+    history = History()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # value, d_real, d_fake, g_loss
+    counts = [0, 0]  # discriminator updates, generator updates in the current window
+    modes = (gan.generator.training, gan.discriminator.training)
+    gan.train()
+    start = time.perf_counter()
+
+    def flush(step: int) -> None:
+        nonlocal sums
+        s = sums.tolist()
+        k = max(counts[0], 1)
+        g_loss = s[3] / counts[1] if counts[1] else math.nan
+        history.record(
+            step=step,
+            discriminator_loss=-s[0] / k,
+            generator_loss=g_loss,
+            value=s[0] / k,
+            d_real=s[1] / k,
+            d_fake=s[2] / k,
+            wall_time=time.perf_counter() - start,
+        )
+        sums = torch.zeros_like(sums)
+        counts[0] = counts[1] = 0
+
+    bar = tqdm(total=total, disable=not progress, desc="GAN", leave=False)
+    step = 0
+    try:
+        for step in range(1, total + 1):
+            for _ in range(d_steps):
+                real = next_real()
+                with torch.no_grad():
+                    fake = latent.generator(latent.sample_latent(batch_size, rng))
+                l_real, l_fake = gan.logits(real), gan.logits(fake)
+                value = F.logsigmoid(l_real).mean() + F.logsigmoid(-l_fake).mean()
+                d_opt.zero_grad(set_to_none=True)
+                (-value).backward()
+                d_opt.step()
+                with torch.no_grad():
+                    sums[0] += value.detach()
+                    sums[1] += torch.sigmoid(l_real).mean()
+                    sums[2] += torch.sigmoid(l_fake).mean()
+                counts[0] += 1
+            if g_opt is not None:
+                l_fake = gan.logits(latent.generator(latent.sample_latent(batch_size, rng)))
+                if loss == "nonsaturating":
+                    g_loss = -F.logsigmoid(l_fake).mean()
+                else:
+                    g_loss = F.logsigmoid(-l_fake).mean()
+                g_opt.zero_grad(set_to_none=True)
+                g_loss.backward()
+                g_opt.step()
+                sums[3] += g_loss.detach()
+                counts[1] += 1
+            if step % every == 0 or step == total:
+                flush(step)
+                bar.set_postfix(
+                    value=f"{history.last('value'):.3f}",
+                    d_real=f"{history.last('d_real'):.2f}",
+                    d_fake=f"{history.last('d_fake'):.2f}",
+                )
+            bar.update(1)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        if counts[0]:
+            flush(step)
+    finally:
+        bar.close()
+        # The generator's backward pass also fills the discriminator's .grad; leave none behind.
+        gan.zero_grad(set_to_none=True)
+        gan.generator.train(modes[0])
+        gan.discriminator.train(modes[1])
+    return history
