@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, format_table, write_json  # noqa: E402
+from _common import RESULTS_DIR, format_table, write_json
 
-from pyrogen.data import load_digits  # noqa: E402
-from pyrogen.rbm import RBM, ais, fit  # noqa: E402
+from pyrogen.data import load_digits
+from pyrogen.rbm import RBM, ais, fit
 
 
 def held_out_ll(

@@ -183,3 +183,146 @@ def test_non_kernels_and_missing_accept_prob_raise():
 def test_wall_time_is_positive_and_finite():
     idata = sample(CounterKernel(), 2, 10, 0, progress=False)
     assert 0 < diagnostics.wall_time_of(idata) < math.inf
+
+
+# -------------------------------------------------- pyrogen's kernels through sample()
+# The law of every chain after t steps is mu_0 P^t, with P built here from the RBM's
+# conditionals (independently of the kernels' code). All chains start at one state, so
+# mu_0 is a point mass (through initial_params). A chi-square test of the draws at two
+# steps against mu_t checks kernel, seeding, warmup and thinning together, with no
+# assumption that the chains have mixed. Each test has failure rate 1e-4 per comparison.
+P_VALUE_FLOOR = 1e-4
+
+
+def chi_square_p_value(codes: np.ndarray, probs: np.ndarray) -> float:
+    """Pearson chi-square of state codes against ``probs``; cells with expected count < 5
+    are pooled into one (Cochran's rule)."""
+    from scipy.stats import chi2
+
+    expected = probs * codes.size
+    observed = np.bincount(codes, minlength=probs.size).astype(np.float64)
+    small = expected < 5
+    exp_cells = np.append(expected[~small], expected[small].sum())
+    obs_cells = np.append(observed[~small], observed[small].sum())
+    keep = exp_cells > 0
+    statistic = ((obs_cells[keep] - exp_cells[keep]) ** 2 / exp_cells[keep]).sum()
+    return float(chi2.sf(statistic, keep.sum() - 1))
+
+
+def small_rbm(n_visible=4, n_hidden=3, visible="bernoulli", scale=1.0, seed=0):
+    from pyrogen.rbm import RBM
+
+    g = torch.Generator().manual_seed(seed)
+    rbm = RBM(n_visible, n_hidden, visible=visible, dtype=torch.float64)
+    with torch.no_grad():
+        for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias):
+            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return rbm
+
+
+def bernoulli_table(logits: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """P(x = state | logits) for every row of logits and every state: (rows, states)."""
+    log_p = states @ torch.nn.functional.logsigmoid(logits).T
+    log_p = log_p + (1 - states) @ torch.nn.functional.logsigmoid(-logits).T
+    return log_p.T.exp()
+
+
+def codes_of(x: np.ndarray) -> np.ndarray:
+    return (x.astype(np.int64) << np.arange(x.shape[-1])).sum(-1)
+
+
+def single_site_matrices(log_target: torch.Tensor, num_bits: int, kind: str) -> torch.Tensor:
+    """One step of bit-flip MH or of a random/systematic single-site Gibbs sweep."""
+    n = 2**num_bits
+    index = torch.arange(n)
+    updates = []
+    for d in range(num_bits):
+        flipped = index ^ (1 << d)
+        matrix = torch.zeros(n, n, dtype=torch.float64)
+        if kind == "mh":
+            accept = (log_target[flipped] - log_target).clamp(max=0).exp() / num_bits
+            matrix[index, flipped] = accept
+        else:
+            other = torch.softmax(torch.stack([log_target, log_target[flipped]]), 0)[1]
+            matrix[index, flipped] = other
+        matrix[index, index] = 0.0
+        matrix[index, index] = 1 - matrix.sum(1)
+        updates.append(matrix)
+    if kind == "mh":
+        return torch.eye(n, dtype=torch.float64) + sum(
+            m - torch.eye(n, dtype=torch.float64) for m in updates
+        )
+    if kind == "gibbs_random":
+        return torch.linalg.matrix_power(sum(updates) / num_bits, num_bits)
+    step = torch.eye(n, dtype=torch.float64)
+    for matrix in updates:  # coordinates 0, 1, ..., D-1
+        step = step @ matrix
+    return step
+
+
+@pytest.mark.parametrize("kind", ["block_gibbs", "mh", "gibbs_random", "gibbs_systematic"])
+def test_pyrogen_kernels_follow_the_exact_law_of_the_chain(kind):
+    from pyrogen.infer import BlockGibbs, DiscreteGibbs, MetropolisHastings
+    from pyrogen.rbm.model import binary_states
+
+    rbm = small_rbm(scale=2.0)  # strong couplings: the law still changes between steps
+    vs, hs = binary_states(4, dtype=torch.float64), binary_states(3, dtype=torch.float64)
+    v0 = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    v0_code = int(codes_of(v0.numpy()))
+    if kind == "block_gibbs":
+        kernel = BlockGibbs(rbm, "joint")
+        h_given_v = bernoulli_table(rbm.hidden_bias + vs @ rbm.weight, hs).detach()  # (16, 8)
+        v_given_h = bernoulli_table(rbm.visible_bias + hs @ rbm.weight.T, vs).detach()  # (8, 16)
+        # Joint state (v, h) has code v + 16 h; P((v, h) -> (v', h')) = P(h'|v) P(v'|h'),
+        # whatever h was (the sweep redraws it first).
+        from_v = torch.einsum("vk,kw->vkw", h_given_v, v_given_h).reshape(16, 128)
+        step = from_v.unsqueeze(0).expand(8, 16, 128).reshape(128, 128)
+        mu = torch.zeros(128, dtype=torch.float64)
+        mu[v0_code + 16 * torch.arange(8)] = h_given_v[v0_code]
+    else:
+        log_target = -rbm.free_energy(vs).detach()
+        base = "mh" if kind == "mh" else kind
+        step = single_site_matrices(log_target, 4, base)
+        kernel = (
+            MetropolisHastings(rbm.model)
+            if kind == "mh"
+            else DiscreteGibbs(rbm.model, scan=kind.split("_")[1])
+        )
+        mu = torch.zeros(16, dtype=torch.float64)
+        mu[v0_code] = 1.0
+    assert torch.allclose(step.sum(1), torch.ones(step.shape[0], dtype=torch.float64))
+    num_chains = 5000
+    idata = sample(
+        kernel, num_chains, 4, 1, seed=11, thin=2, progress=False, initial_params={"v": v0}
+    )
+    codes = codes_of(idata.posterior["v"].values)
+    if kind == "block_gibbs":
+        codes = codes + 16 * codes_of(idata.posterior["h"].values)
+    for draw, t in enumerate((3, 5)):  # warmup 1, then steps 2..5, every second kept
+        law = mu @ torch.linalg.matrix_power(step, t)
+        assert chi_square_p_value(codes[:, draw], law.numpy()) > P_VALUE_FLOOR
+
+
+def test_mala_chains_match_gaussian_rbm_moments():
+    """Gaussian-Bernoulli RBM: v | h ~ N(b + sigma W h, sigma^2), so E[v] and E[v^2] are
+    exact sums over the 2^3 hidden states. 10 comparisons at 4 MCSE: failure < 7e-4."""
+    from pyrogen.infer import MetropolisHastings
+    from pyrogen.rbm.model import binary_states
+
+    rbm = small_rbm(5, 3, visible="gaussian", scale=0.5, seed=2)
+    hs = binary_states(3, dtype=torch.float64)
+    with torch.no_grad():
+        wh = hs @ rbm.weight.T  # (8, 5)
+        log_ph = hs @ rbm.hidden_bias + wh @ rbm.visible_bias + 0.5 * (wh**2).sum(-1)
+        ph = torch.softmax(log_ph, 0)
+        means = rbm.visible_bias + wh
+        mean = ph @ means
+        sd = (ph @ (means**2 + 1.0) - mean**2).sqrt()
+    kernel = MetropolisHastings(rbm.model, proposal="mala", step_size=0.5)
+    idata = sample(kernel, 16, 1000, 300, seed=4, progress=False)
+    table = diagnostics.summarize(idata)
+    assert np.all(np.abs(table["mean"].values - mean.numpy()) < 4 * table["mcse_mean"].values)
+    assert np.all(np.abs(table["sd"].values - sd.numpy()) < 4 * table["mcse_sd"].values)
+    assert table["r_hat"].max() < 1.01
+    rate = idata.sample_stats["acceptance_rate"].values
+    assert rate.shape == (16,) and np.all((rate > 0.3) & (rate < 0.9))  # adapted towards 0.574

@@ -40,7 +40,7 @@ def test_default_fit_beats_the_reference_log_likelihood(trained_16, digits):
 @pytest.mark.slow
 @pytest.mark.parametrize("n_hidden", [16, 20])
 def test_ais_matches_exact_log_partition_on_trained_digits_rbm(n_hidden, trained_16, digits):
-    train, test = digits
+    train, _ = digits
     if n_hidden == 16:
         rbm = trained_16[0]
     else:

@@ -103,45 +103,27 @@ def sample(
     seed = generator.seed() if seed is None else seed
     generator.manual_seed(seed)
     num_draws = num_samples // thin
-    total_steps = warmup_steps + num_samples
 
     start = time.perf_counter()
     with torch.no_grad():
         state = kernel.init_chains(num_chains, generator=generator, initial_params=initial_params)
-        first = kernel.chain_values(state)
         buffers = {  # (draw, chain, ...): each kept draw is one contiguous write
             name: torch.empty((num_draws, *value.shape), dtype=value.dtype, device=value.device)
-            for name, value in first.items()
+            for name, value in kernel.chain_values(state).items()
         }
-        stats: dict[str, torch.Tensor] = {}
-        accept_sum = torch.zeros(num_chains, dtype=torch.float64, device=kernel_device)
-        steps_done, kept, interrupted = 0, 0, False
-        bar = tqdm(total=total_steps, desc="sample", disable=not progress, leave=False)
+        run = _Run(kernel, generator, thin, num_chains, num_draws, buffers)
+        bar = tqdm(total=warmup_steps + num_samples, desc="sample", disable=not progress)
         try:
-            for step in range(total_steps):
-                warmup = step < warmup_steps
-                state, info = kernel.step_chains(state, generator=generator, warmup=warmup)
-                steps_done = step + 1
-                if not warmup:
-                    if not stats:
-                        stats = _allocate_stats(info, num_draws, num_chains)
-                    accept_sum += info["accept_prob"]
-                    if (step + 1 - warmup_steps) % thin == 0:
-                        for name, value in kernel.chain_values(state).items():
-                            buffers[name][kept].copy_(value)
-                        for name, buffer in stats.items():
-                            buffer[kept].copy_(info[name])
-                        kept += 1
-                bar.update()
+            state = run.warmup(state, warmup_steps, bar)
+            state = run.draws(state, num_samples, bar)
         except KeyboardInterrupt:
             interrupted = True
+        else:
+            interrupted = False
         finally:
             bar.close()
-        post_warmup = max(steps_done - warmup_steps, 0)
-        acceptance_rate = (accept_sum / post_warmup) if post_warmup else accept_sum * float("nan")
-        draws = {name: buf[:kept].transpose(0, 1).cpu() for name, buf in buffers.items()}
-        sample_stats = {name: buf[:kept].transpose(0, 1).cpu() for name, buf in stats.items()}
-        sample_stats["acceptance_rate"] = acceptance_rate.cpu()
+        draws = {name: buf[: run.kept].transpose(0, 1).cpu() for name, buf in buffers.items()}
+        sample_stats = run.sample_stats()
     wall_time = time.perf_counter() - start
 
     attrs = {"seed": seed, "interrupted": int(interrupted), "thin": thin}
@@ -149,6 +131,71 @@ def sample(
     return diagnostics.to_inference_data(
         draws, wall_time=wall_time, sample_stats=sample_stats, attrs=attrs
     )
+
+
+class _Run:
+    """The sampling loop, split so that the per-step path has no branches and no syncs."""
+
+    def __init__(
+        self,
+        kernel: VectorizedKernel,
+        generator: torch.Generator,
+        thin: int,
+        num_chains: int,
+        num_draws: int,
+        buffers: dict[str, torch.Tensor],
+    ) -> None:
+        self.step = kernel.step_chains
+        self.values = kernel.chain_values
+        self.generator = generator
+        self.thin = thin
+        self.num_chains, self.num_draws = num_chains, num_draws
+        self.buffers = buffers
+        self.stats: dict[str, torch.Tensor] = {}
+        self.kept = 0
+        # With thin > 1 not every step's acceptance is stored: sum it as we go.
+        self.accept_sum = torch.zeros(num_chains, dtype=torch.float64, device=kernel.device)
+        self.post_warmup_steps = 0
+
+    def warmup(self, state: Any, warmup_steps: int, bar: tqdm) -> Any:
+        step, generator = self.step, self.generator
+        for _ in range(warmup_steps):
+            state, _info = step(state, generator=generator, warmup=True)
+            bar.update()
+        return state
+
+    def draws(self, state: Any, num_samples: int, bar: tqdm) -> Any:
+        step, generator, thin = self.step, self.generator, self.thin
+        for _ in range(self.num_draws):
+            for _ in range(thin):
+                state, info = step(state, generator=generator, warmup=False)
+                self.post_warmup_steps += 1
+                if not self.stats:  # first post-warmup step: now the info keys are known
+                    self.stats = _allocate_stats(info, self.num_draws, self.num_chains)
+                if thin > 1:
+                    self.accept_sum += info["accept_prob"]
+            for name, value in self.values(state).items():
+                self.buffers[name][self.kept].copy_(value)
+            for name, buffer in self.stats.items():
+                buffer[self.kept].copy_(info[name])
+            self.kept += 1
+            bar.update(thin)
+        for _ in range(num_samples - self.num_draws * thin):  # steps after the last kept one
+            state, info = step(state, generator=generator, warmup=False)
+            self.post_warmup_steps += 1
+            self.accept_sum += info["accept_prob"]
+            bar.update()
+        return state
+
+    def sample_stats(self) -> dict[str, torch.Tensor]:
+        stats = {name: buf[: self.kept].transpose(0, 1).cpu() for name, buf in self.stats.items()}
+        if self.thin == 1 and self.kept:
+            # Every step was kept (the leftover loop does not run when thin == 1).
+            total, steps = stats["accept_prob"].double().sum(1), self.kept
+        else:
+            total, steps = self.accept_sum.cpu(), self.post_warmup_steps
+        stats["acceptance_rate"] = total / steps if steps else total * float("nan")
+        return stats
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:

@@ -150,11 +150,21 @@ class RBM(nn.Module):
         return check_binary(h, name)
 
     # ------------------------------------------------ unchecked maths (hot paths)
+    def _scaled(self, v: torch.Tensor) -> torch.Tensor:
+        r""":math:`\tilde v = v / \sigma` (Gaussian) or ``v`` itself (no extra kernel launch)."""
+        return v / self.sigma if self.is_gaussian else v
+
     def _hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
-        return self.hidden_bias + (v / self._scale) @ self.weight
+        return (
+            torch.addmm(self.hidden_bias, self._scaled(v), self.weight)
+            if v.dim() == 2
+            else (self.hidden_bias + self._scaled(v) @ self.weight)
+        )
 
     def _visible_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits of v | h, or the Gaussian mean of v | h."""
+        if h.dim() == 2:
+            return torch.addmm(self.visible_bias, h, self.weight.T, alpha=self._scale)
         return self.visible_bias + self._scale * (h @ self.weight.T)
 
     def _visible_term(self, v: torch.Tensor) -> torch.Tensor:
@@ -167,7 +177,7 @@ class RBM(nn.Module):
         return self._visible_term(v) - F.softplus(self._hidden_logits(v)).sum(-1)
 
     def _energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        interaction = ((v / self._scale) @ self.weight * h).sum(-1)
+        interaction = (self._scaled(v) @ self.weight * h).sum(-1)
         return self._visible_term(v) - h @ self.hidden_bias - interaction
 
     def _sample_hidden(
@@ -194,7 +204,7 @@ class RBM(nn.Module):
         return self._energy(v, h)
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        """Free energy :math:`F(v) = -\\log\\sum_h e^{-E(v,h)}` via softplus; shape ``v.shape[:-1]``."""
+        r"""Free energy :math:`F(v) = -\log\sum_h e^{-E(v,h)}`, shape ``v.shape[:-1]``."""
         return self._free_energy(self.check_visible(v))
 
     def hidden_probs(self, v: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,12 @@ chains that are never reset (Tieleman 2008). We form the surrogate loss
 ``mean F(v_data) - mean F(v_model.detach())`` whose autograd gradient is exactly that
 estimate (with :math:`P(h|v)` summed out analytically) and hand it to SGD with momentum.
 
-Default hyperparameters were chosen on the digits (64 visible units): PCD-1, 100 persistent
-chains, batches of 20, learning rate 0.02 decaying linearly to zero, momentum 0.9 after a
-five-epoch warm-up at 0.5, L2 weight decay 1e-4 on the weights, visible biases initialised to
-the data log-odds (Hinton 2010, "A practical guide to training RBMs", sections 8-10).
+Default hyperparameters were chosen on the binarized digits (64 visible units, 16 hidden),
+sweeping learning rate, batch size, CD against PCD and a momentum warm-up over three seeds:
+CD-1, batches of 20, learning rate 0.04 decaying linearly to zero, momentum 0.9 from the first
+step, L2 weight decay 1e-4 on the weights, visible biases initialised to the data log-odds
+(Hinton 2010, "A practical guide to training RBMs", sections 8-10). They reach a held-out
+log-likelihood of about -17.9 nats per image in 100 epochs (PCD-1 at its best rate: -18.1).
 
 Gaussian visible units: standardise the data to zero mean and unit variance per unit and keep
 ``sigma=1``; use a smaller learning rate than for binary units (0.005 to 0.01) since the
@@ -52,9 +54,6 @@ _EXACT_EVERY_EPOCH_BITS = 20
 # Training-set reconstruction error and pseudo-log-likelihood are monitored on this many
 # fixed, randomly chosen training examples.
 _MONITOR_SIZE = 500
-# Epochs run at momentum min(momentum, 0.5) before switching to the final momentum
-# (Hinton 2010, section 9.1: large momentum only once the large initial gradients are gone).
-_MOMENTUM_WARMUP_EPOCHS = 5
 
 
 def standardize(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,11 +119,11 @@ def _init_visible_bias(rbm: RBM, data: torch.Tensor) -> None:
 def fit(
     rbm: RBM,
     data: torch.Tensor,
-    algorithm: Literal["cd", "pcd"] = "pcd",
+    algorithm: Literal["cd", "pcd"] = "cd",
     k: int = 1,
     epochs: int = 100,
     batch_size: int = 20,
-    lr: float = 0.02,
+    lr: float = 0.04,
     lr_schedule: Literal["constant", "linear"] = "linear",
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
@@ -147,7 +146,7 @@ def fit(
         batch_size: examples per update.
         lr: initial learning rate.
         lr_schedule: ``"constant"`` or ``"linear"`` (decays to 0 at the last update).
-        momentum: final momentum; the first 5 epochs use ``min(momentum, 0.5)``.
+        momentum: momentum of SGD (PyTorch's convention).
         weight_decay: L2 penalty on ``weight`` (not on the biases).
         num_persistent: number of persistent chains for PCD.
         seed: seeds the minibatch order and the Gibbs chains.
@@ -159,7 +158,8 @@ def fit(
 
     Returns:
         :class:`~pyrogen.history.History` with ``reconstruction_error`` and
-        ``pseudo_log_likelihood`` (binary units) on a fixed subset of 500 training examples, ``epoch_time`` and ``wall_time``, and for
+        ``pseudo_log_likelihood`` (binary units) on a fixed subset of 500 training examples,
+        ``epoch_time`` and ``wall_time`` (training only), and for
         ``validation`` also ``validation_reconstruction_error``,
         ``validation_pseudo_log_likelihood`` and ``validation_log_likelihood`` (mean nats per
         example: exact when the smaller layer has <= 20 units, else AIS, with
@@ -223,18 +223,24 @@ def fit(
     torch.set_grad_enabled(False)
     try:
         for epoch in bar:
-            current_momentum = min(momentum, 0.5) if epoch < _MOMENTUM_WARMUP_EPOCHS else momentum
             tic = time.perf_counter()
             order = torch.randperm(n, generator=cpu_generator).to(device)
             for batch_index in order.split(batch_size):
                 rate = lr * (1.0 - step / total_steps) if lr_schedule == "linear" else lr
                 batch = data[batch_index]
-                chain = persistent if algorithm == "pcd" else batch
-                for _ in range(k):
-                    chain, _h = rbm.gibbs_step(chain, generator)
+                data_h = torch.sigmoid(rbm._hidden_logits(batch))
                 if algorithm == "pcd":
+                    chain = persistent
+                    for _ in range(k):
+                        chain, _h = rbm.gibbs_step(chain, generator)
                     persistent = chain
-                _sgd_step(rbm, batch, chain, velocity, rate, current_momentum, weight_decay)
+                else:
+                    # CD's first sweep starts from the batch, whose P(h | v) is data_h already.
+                    h = torch.bernoulli(data_h, generator=generator)
+                    chain = rbm._sample_visible(h, generator)
+                    for _ in range(k - 1):
+                        chain, _h = rbm.gibbs_step(chain, generator)
+                _sgd_step(rbm, batch, data_h, chain, velocity, rate, momentum, weight_decay)
                 step += 1
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -268,6 +274,7 @@ def fit(
 def _sgd_step(
     rbm: RBM,
     batch: torch.Tensor,
+    data_h: torch.Tensor,
     chain: torch.Tensor,
     velocity: list[torch.Tensor],
     lr: float,
@@ -276,6 +283,8 @@ def _sgd_step(
 ) -> None:
     r"""One SGD-with-momentum step along the CD estimate of the log-likelihood gradient.
 
+    ``data_h`` is :math:`P(h = 1 | v)` at the batch, shape ``(batch, n_hidden)``.
+
     Written out by hand rather than through autograd (3x fewer kernel launches per step):
     with :math:`p = P(h = 1 | v)` and :math:`\tilde v = v / \sigma`,
     :math:`-\partial F / \partial W = \tilde v^\top p`, :math:`-\partial F / \partial c = p`,
@@ -283,12 +292,10 @@ def _sgd_step(
     the update ascends ``mean over batch - mean over chain`` of these. Momentum follows
     PyTorch's SGD convention ``u <- momentum * u + g``, ``theta <- theta + lr * u``.
     """
-    scale = rbm._scale
-    data_h = torch.sigmoid(rbm._hidden_logits(batch))
     model_h = torch.sigmoid(rbm._hidden_logits(chain))
     grad_w = torch.addmm(
-        (batch / scale).T @ data_h,
-        (chain / scale).T,
+        rbm._scaled(batch).T @ data_h,
+        rbm._scaled(chain).T,
         model_h,
         beta=1.0 / batch.shape[0],
         alpha=-1.0 / chain.shape[0],
@@ -300,7 +307,10 @@ def _sgd_step(
         grad_b.div_(rbm.sigma**2)
     grad_c = data_h.mean(0) - model_h.mean(0)
     for param, buf, grad in zip(
-        (rbm.weight, rbm.visible_bias, rbm.hidden_bias), velocity, (grad_w, grad_b, grad_c)
+        (rbm.weight, rbm.visible_bias, rbm.hidden_bias),
+        velocity,
+        (grad_w, grad_b, grad_c),
+        strict=True,
     ):
         buf.mul_(momentum).add_(grad)
         param.add_(buf, alpha=lr)

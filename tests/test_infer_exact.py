@@ -1,0 +1,302 @@
+"""Exact tests of pyrogen's kernels: full transition matrices on tiny targets (float64).
+
+Each kernel's transition matrix is built from its own conditional / acceptance probabilities
+(the functions its step uses) and checked against a target written out by hand: stationarity
+pi P = pi for every kernel, detailed balance pi_i P_ij = pi_j P_ji for the reversible ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from infer_targets import (
+    COMPOSITION_Y,
+    DT,
+    all_states,
+    block_gibbs_matrix,
+    categorical_log_prob,
+    categorical_model,
+    composition_log_odds,
+    composition_log_prob,
+    composition_model,
+    flip_mh_matrix,
+    ising_log_prob,
+    ising_model,
+    make_rbm,
+    normalise,
+    single_site_gibbs_matrices,
+)
+from pyro.infer import NUTS
+from pyro.infer.mcmc.util import initialize_model
+
+from pyrogen.infer import BlockGibbs, DiscreteGibbs, GibbsWithinHMC, MetropolisHastings
+from pyrogen.infer.adaptation import dual_averaging_init, dual_averaging_update, step_size
+from pyrogen.infer.discrete_gibbs import coordinate_log_conditional
+from pyrogen.infer.metropolis import mala_log_proposal_density, value_and_grad
+from pyrogen.infer.proposal import log_accept_ratio
+from pyrogen.rbm import binary_states
+
+TOL = 1e-10
+
+
+def assert_stationary(pi: torch.Tensor, P: torch.Tensor) -> None:
+    assert torch.allclose(P.sum(-1), torch.ones_like(pi), atol=TOL, rtol=0)
+    assert float((pi @ P - pi).abs().max()) < TOL
+
+
+def assert_detailed_balance(pi: torch.Tensor, P: torch.Tensor) -> None:
+    flow = pi.unsqueeze(-1) * P
+    assert float((flow - flow.T).abs().max()) < TOL
+
+
+# --------------------------------------------------------------------- BlockGibbs
+EVIDENCE = {
+    "none": None,
+    "finite": torch.tensor([0.7, -1.2, 0.0, 2.0], dtype=DT),
+    "clamped": torch.tensor([math.inf, -1.2, -math.inf, 0.5], dtype=DT),
+}
+
+
+@pytest.mark.parametrize("evidence", list(EVIDENCE))
+def test_block_gibbs_joint_is_stationary(evidence):
+    rbm = make_rbm(4, 3)
+    a = EVIDENCE[evidence]
+    P = block_gibbs_matrix(rbm, a)
+    V = binary_states(4, dtype=DT).repeat_interleave(8, 0)
+    H = binary_states(3, dtype=DT).repeat(16, 1)
+    log_pi = -rbm.energy(V, H).detach()
+    if a is not None:  # e^{a.v} for finite a; a = +inf / -inf clamps v_i to 1 / 0
+        finite = torch.where(a.isinf(), torch.zeros_like(a), a)
+        log_pi = log_pi + V @ finite
+        clamp_one, clamp_zero = a == math.inf, a == -math.inf
+        outside = ((V == 0) & clamp_one).any(-1) | ((V == 1) & clamp_zero).any(-1)
+        log_pi = log_pi.masked_fill(outside, -math.inf)
+    assert_stationary(normalise(log_pi), P)
+
+
+def test_block_gibbs_marginal_is_reversible():
+    rbm = make_rbm(4, 3)
+    P = block_gibbs_matrix(rbm).reshape(16, 8, 16, 8)
+    # The sweep redraws h first, so the old h does not matter ...
+    assert torch.allclose(P, P[:, :1].expand_as(P), atol=TOL, rtol=0)
+    # ... and the chain on v alone is reversible with respect to P(v) ∝ exp(-F(v)).
+    K = P[:, 0].sum(-1)
+    pi = normalise(-rbm.free_energy(binary_states(4, dtype=DT)).detach())
+    assert_stationary(pi, K)
+    assert_detailed_balance(pi, K)
+
+
+# ------------------------------------------------------------------- DiscreteGibbs
+TARGETS = {
+    "ising": (ising_model, ising_log_prob),
+    "categorical": (categorical_model, categorical_log_prob),
+}
+
+
+def _discrete_target(name):
+    if name == "composition":
+        rbm = make_rbm(6, 3, seed=1)
+        model = composition_model(rbm)
+        return model, (COMPOSITION_Y,), lambda s: composition_log_prob(rbm, COMPOSITION_Y, s)
+    model, log_prob = TARGETS[name]
+    return model, (), log_prob
+
+
+def test_categorical_layout():
+    """The flat layout the hand-written targets assume: (a, c, b_0, b_1)."""
+    target = DiscreteGibbs(categorical_model).target
+    assert [s.name for s in target.discrete_sites] == ["a", "c", "b"]
+    assert target.cardinalities.tolist() == [3, 2, 3, 3]
+    values = target.discrete_values(torch.tensor([[2, 1, 0, 2]]))
+    assert values["a"].tolist() == [2] and values["c"].tolist() == [1.0]
+    assert values["b"].tolist() == [[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]]
+
+
+@pytest.mark.parametrize("name", ["ising", "categorical", "composition"])
+def test_discrete_gibbs_conditionals_are_exact(name):
+    model, args, log_prob = _discrete_target(name)
+    kernel = DiscreteGibbs(model, model_args=args)
+    cards = kernel.target.cardinalities
+    states = all_states(cards)
+    log_pi = log_prob(states)
+    for d in range(len(cards)):
+        coordinate = torch.full((len(states),), d, dtype=torch.long)
+        cond = coordinate_log_conditional(states, coordinate, kernel.log_joint_fn, cards)
+        # By hand: P(x_d = j | rest) from the unnormalised target at every j.
+        k = int(cards[d])
+        expected = torch.stack(
+            [log_prob(states.index_fill(1, torch.tensor([d]), j)) for j in range(k)], -1
+        ).log_softmax(-1)
+        assert torch.allclose(cond[:, :k], expected, atol=TOL, rtol=0)
+        assert bool((cond[:, k:] == -math.inf).all())
+
+
+@pytest.mark.parametrize("name", ["ising", "categorical", "composition"])
+def test_discrete_gibbs_random_scan_is_reversible(name):
+    model, args, log_prob = _discrete_target(name)
+    kernel = DiscreteGibbs(model, "random", model_args=args)
+    cards = kernel.target.cardinalities
+    pi = normalise(log_prob(all_states(cards)))
+    P_single = torch.stack(single_site_gibbs_matrices(kernel.log_joint_fn, cards)).mean(0)
+    assert_detailed_balance(pi, P_single)
+    sweep = torch.linalg.matrix_power(P_single, len(cards))  # one step = D updates
+    assert_stationary(pi, sweep)
+    assert_detailed_balance(pi, sweep)
+
+
+@pytest.mark.parametrize("name", ["ising", "categorical"])
+def test_discrete_gibbs_systematic_scan_is_stationary(name):
+    model, args, log_prob = _discrete_target(name)
+    kernel = DiscreteGibbs(model, "systematic", model_args=args)
+    cards = kernel.target.cardinalities
+    pi = normalise(log_prob(all_states(cards)))
+    sweep = torch.eye(len(pi), dtype=DT)
+    for P_d in single_site_gibbs_matrices(kernel.log_joint_fn, cards):
+        sweep = sweep @ P_d
+    assert_stationary(pi, sweep)
+
+
+def test_discrete_gibbs_unvectorized_model_falls_back_exactly():
+    """A model that sums over every dimension cannot batch; the per-element fallback must
+    give the same conditionals (and say that it is slow)."""
+
+    def flat_model():
+        x = pyro.sample("x", dist.Bernoulli(torch.full((6,), 0.5, dtype=DT)).to_event(1))
+        s = 2 * x - 1
+        pair = s[..., [0, 1, 2, 3, 4, 5, 0]] * s[..., [1, 2, 3, 4, 5, 0, 3]]
+        couplings = torch.tensor([0.8, -0.6, 0.9, 0.5, -0.7, 0.4, 0.6], dtype=DT)
+        fields = torch.tensor([0.3, -0.2, 0.1, 0.0, -0.4, 0.25], dtype=DT)
+        pyro.factor("ising", (couplings * pair).sum() + (fields * s).sum())  # not vectorised
+
+    with pytest.warns(UserWarning, match="does not broadcast"):
+        kernel = DiscreteGibbs(flat_model)
+        target = kernel.target
+    assert not target.vectorized
+    states = all_states(target.cardinalities)[::4]  # 16 of the 64 states keep this quick
+    for d in (0, 3):
+        coordinate = torch.full((len(states),), d, dtype=torch.long)
+        cond = coordinate_log_conditional(
+            states, coordinate, kernel.log_joint_fn, target.cardinalities
+        )
+        expected = torch.stack(
+            [ising_log_prob(states.index_fill(1, torch.tensor([d]), j)) for j in range(2)], -1
+        ).log_softmax(-1)
+        assert torch.allclose(cond, expected, atol=TOL, rtol=0)
+
+
+# -------------------------------------------------------------- MetropolisHastings
+@pytest.mark.parametrize("name", ["ising", "categorical", "composition"])
+def test_metropolis_discrete_is_reversible(name):
+    model, args, log_prob = _discrete_target(name)
+    kernel = MetropolisHastings(model, model_args=args)
+    cards = kernel.target.cardinalities
+    states = all_states(cards)
+    log_density = kernel.log_density_fn(states, torch.zeros(len(states), 0, dtype=DT))
+    # The kernel's target is the hand-written one up to a constant ...
+    diff = log_density - log_prob(states)
+    assert float((diff - diff[0]).abs().max()) < TOL
+    # ... and the flip chain is reversible with respect to it.
+    pi = normalise(log_prob(states))
+    P = flip_mh_matrix(log_density, cards)
+    assert_stationary(pi, P)
+    assert_detailed_balance(pi, P)
+
+
+def _constrained_model(y):
+    loc = pyro.sample("loc", dist.Normal(torch.tensor(0.0, dtype=DT), 2.0))
+    scale = pyro.sample("scale", dist.LogNormal(torch.tensor(0.0, dtype=DT), 0.5))
+    weights = pyro.sample("weights", dist.Dirichlet(torch.ones(3, dtype=DT)))
+    with pyro.plate("data", y.shape[-1]):
+        pyro.sample("y", dist.Normal(loc + weights[..., 0], scale), obs=y)
+
+
+CONSTRAINED_Y = torch.tensor([0.3, -0.4, 1.1, 0.8], dtype=DT)
+
+
+def test_log_density_matches_pyro_potential():
+    """Jacobians and transforms: the kernel's log density is minus Pyro's potential energy."""
+    kernel = MetropolisHastings(_constrained_model, model_args=(CONSTRAINED_Y,))
+    target = kernel.target
+    _, potential_fn, transforms, _ = initialize_model(_constrained_model, (CONSTRAINED_Y,))
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(5, target.num_continuous, generator=g, dtype=DT)
+    log_density = kernel.log_density_fn(torch.zeros(5, 0, dtype=torch.long), z)
+    for i in range(5):
+        params = {
+            s.name: z[i, s.offset : s.offset + s.numel].reshape(s.unconstrained_shape)
+            for s in target.continuous_sites
+        }
+        assert abs(float(log_density[i] + potential_fn(params))) < TOL
+    assert set(transforms) == set(kernel.transforms) == {"loc", "scale", "weights"}
+
+
+def test_mala_satisfies_detailed_balance_pointwise():
+    r"""pi(z) q(z'|z) alpha(z, z') = pi(z') q(z|z') alpha(z', z) for random pairs."""
+    kernel = MetropolisHastings(_constrained_model, "mala", model_args=(CONSTRAINED_Y,))
+    g = torch.Generator().manual_seed(1)
+    n, dim = 50, kernel.target.num_continuous
+    empty = torch.zeros(n, 0, dtype=torch.long)
+    z = torch.randn(n, dim, generator=g, dtype=DT)
+    z_new = z + 0.3 * torch.randn(n, dim, generator=g, dtype=DT)
+    eps = torch.full((n,), 0.4, dtype=DT)
+    log_p, grad = value_and_grad(kernel.log_density_fn, empty, z)
+    log_p_new, grad_new = value_and_grad(kernel.log_density_fn, empty, z_new)
+    q_forward = mala_log_proposal_density(z_new, z, grad, eps)
+    q_backward = mala_log_proposal_density(z, z_new, grad_new, eps)
+    # log alpha = min(0, log r): log(accept_prob) would underflow for r < e^-745.
+    log_alpha = log_accept_ratio(log_p_new, log_p, q_forward, q_backward).clamp(max=0)
+    log_alpha_back = log_accept_ratio(log_p, log_p_new, q_backward, q_forward).clamp(max=0)
+    forward = log_p + q_forward + log_alpha
+    backward = log_p_new + q_backward + log_alpha_back
+    # Relative to the magnitude: one random pair has log densities near -6e5.
+    assert float(((forward - backward).abs() / forward.abs().clamp(min=1)).max()) < TOL
+    # The gradient is the gradient of the log density (central differences).
+    h = 1e-6
+    basis = torch.eye(dim, dtype=DT)[0] * h
+    numeric = (kernel.log_density_fn(empty, z + basis) - kernel.log_density_fn(empty, z - basis)) / (2 * h)
+    assert torch.allclose(grad[:, 0], numeric, atol=1e-6, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ GibbsWithinHMC
+def gmm_model(data):
+    loc = pyro.sample("loc", dist.Normal(torch.tensor([-2.0, 2.0], dtype=DT), 1.0).to_event(1))
+    weight = pyro.sample("weight", dist.Beta(torch.tensor(2.0, dtype=DT), 2.0))
+    with pyro.plate("data", data.shape[-1]):
+        z = pyro.sample("z", dist.Bernoulli(weight))
+        pyro.sample("obs", dist.Normal(loc[z.long()], 1.0), obs=data)
+
+
+GMM_DATA = torch.tensor([-2.3, -1.1, 1.7, 2.4, 0.2], dtype=DT)
+
+
+def test_gibbs_within_hmc_conditionals_are_exact():
+    kernel = GibbsWithinHMC(NUTS(gmm_model))
+    kernel.setup(0, GMM_DATA)
+    target = kernel._target
+    loc = torch.tensor([-1.5, 2.2], dtype=DT)
+    weight = torch.tensor(0.3, dtype=DT)
+    unconstrained = {"loc": kernel.transforms["loc"](loc), "weight": kernel.transforms["weight"](weight)}
+    fn = kernel.gibbs_log_joint_fn(unconstrained)
+    states = all_states(target.cardinalities)[:7]
+    for d in range(len(GMM_DATA)):
+        coordinate = torch.full((len(states),), d, dtype=torch.long)
+        cond = coordinate_log_conditional(states, coordinate, fn, target.cardinalities)
+        # z_d | loc, weight, y_d ∝ w^z (1 - w)^(1 - z) N(y_d; loc_z, 1), whatever the rest.
+        log_w = torch.stack([torch.log1p(-weight), torch.log(weight)])
+        expected = (log_w + dist.Normal(loc, 1.0).log_prob(GMM_DATA[d])).log_softmax(-1)
+        assert torch.allclose(cond, expected.expand_as(cond), atol=TOL, rtol=0)
+    kernel.cleanup()
+
+
+# ----------------------------------------------------------------- step-size adaptation
+def test_dual_averaging_finds_the_target_step_size():
+    """With accept_prob(eps) = exp(-eps) and target 0.5 the fixed point is eps = log 2."""
+    state = dual_averaging_init(torch.tensor([0.01, 1.0, 50.0], dtype=DT))
+    for _ in range(3000):
+        eps = step_size(state, warmup=True)
+        state = dual_averaging_update(state, torch.exp(-eps), 0.5)
+    assert torch.allclose(step_size(state, warmup=False), torch.full((3,), math.log(2), dtype=DT), rtol=0.02)
