@@ -59,6 +59,9 @@ __all__ = [
 #: ArviZ major version: 0 (``InferenceData``) or 1 (``DataTree``); only ``_az_*`` reads it.
 _AZ_MAJOR = int(az.__version__.split(".")[0])
 
+#: ``arviz.InferenceData`` under ArviZ 0.x, ``xarray.DataTree`` under 1.x.
+InferenceData = Any
+
 
 # ----------------------------------------------------------------------------- converters
 def to_inference_data(
@@ -68,7 +71,7 @@ def to_inference_data(
     sample_stats: Mapping[str, Any] | None = None,
     log_likelihood: bool = True,
     attrs: Mapping[str, int | float | str] | None = None,
-) -> Any:
+) -> InferenceData:
     """Convert chains to ArviZ ``InferenceData``.
 
     Args:
@@ -240,7 +243,7 @@ def _pyro_log_likelihood(
     }
 
 
-def wall_time_of(idata: Any) -> float | None:
+def wall_time_of(idata: InferenceData) -> float | None:
     """The sampling wall time in seconds stored in ``idata``, or ``None``."""
     for group in ("posterior", "sample_stats"):
         attrs = _az_attrs(idata, group)
@@ -252,7 +255,9 @@ def wall_time_of(idata: Any) -> float | None:
 
 # --------------------------------------------------------------------------- statistics
 def flatten_components(
-    data: Any, var_names: Sequence[str] | None = None, group: str = "posterior"
+    data: InferenceData | Mapping[str, Any],
+    var_names: Sequence[str] | None = None,
+    group: str = "posterior",
 ) -> dict[str, np.ndarray]:
     """Split every variable into scalar components, each a ``(chain, draw)`` float64 array.
 
@@ -289,7 +294,10 @@ def flatten_components(
 
 
 def summarize(
-    idata: Any, var_names: Sequence[str] | None = None, *, hdi_prob: float = 0.94
+    idata: InferenceData | Mapping[str, Any],
+    var_names: Sequence[str] | None = None,
+    *,
+    hdi_prob: float = 0.94,
 ) -> pd.DataFrame:
     """Per-component posterior summary and convergence diagnostics, one row per scalar.
 
@@ -403,7 +411,7 @@ def total_variation(samples: torch.Tensor | np.ndarray, exact_probs: Any) -> flo
 
 # ------------------------------------------------------------------------ plots and files
 def plot_diagnostics(
-    idata: Any,
+    idata: InferenceData | Mapping[str, Any],
     path: str | os.PathLike[str],
     var_names: Sequence[str] | None = None,
     *,
@@ -429,13 +437,13 @@ def plot_diagnostics(
     return list(chosen)
 
 
-def save(idata: Any, path: str | os.PathLike[str]) -> None:
+def save(idata: InferenceData, path: str | os.PathLike[str]) -> None:
     """Write ``idata`` (all groups and attributes) to a netCDF4 file, atomically."""
     with atomic_path(path) as tmp:
         _az_to_netcdf(idata, tmp)
 
 
-def load(path: str | os.PathLike[str]) -> Any:
+def load(path: str | os.PathLike[str]) -> InferenceData:
     """Read a file written by :func:`save` (or any ArviZ netCDF file) into memory."""
     if not os.path.isfile(path):
         raise ValueError(f"path {str(path)!r} does not exist or is not a file")
@@ -518,32 +526,32 @@ def _az_group_arrays(idata: Any, group: str) -> dict[str, np.ndarray]:
 
 
 def _az_stat(draws: np.ndarray, what: str, prob: float | None = None) -> np.ndarray:
-    """One statistic of ``(chain, draw, K)`` draws, shape ``(K,)`` (``(K, 2)`` for hdi)."""
-    if _AZ_MAJOR >= 1:
-        import arviz_stats as azs
+    """One statistic of ``(chain, draw, K)`` draws, shape ``(K,)`` (``(K, 2)`` for hdi).
 
-        axes = {"chain_axis": 0, "draw_axis": 1}
-        if what == "hdi":
-            return np.asarray(azs.hdi(draws, prob=prob, **axes))
-        if what.startswith("mcse_"):
-            return np.asarray(azs.mcse(draws, method=what[5:], **axes))
-        if what.startswith("ess_"):
-            return np.asarray(azs.ess(draws, method=what[4:], **axes))
-        return np.asarray(azs.rhat(draws, **axes))
-    dataset = az.convert_to_dataset({"x": draws})
+    Goes through an ``xarray.Dataset`` with dims (chain, draw, component), the input both
+    ArviZ generations accept with their defaults (e.g. the tail-ESS quantiles).
+    """
+    dataset = xr.Dataset({"x": (("chain", "draw", "component"), draws)})
     with warnings.catch_warnings():
-        # Short or constant chains make ArviZ warn and return NaN; NaN is the answer.
+        # Short or constant chains make ArviZ warn and return NaN; NaN is the answer. It
+        # also warns when chains outnumber draws, which many short chains do on purpose.
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
-        if what == "hdi":
-            result = az.hdi(dataset, hdi_prob=prob)
-        elif what.startswith("mcse_"):
-            result = az.mcse(dataset, method=what[5:])
-        elif what.startswith("ess_"):
-            result = az.ess(dataset, method=what[4:])
+        if _AZ_MAJOR >= 1:
+            import arviz_stats as stats
+
+            interval = {"prob": prob}
         else:
-            result = az.rhat(dataset)
-    return np.asarray(result["x"].values, dtype=np.float64)
+            stats, interval = az, {"hdi_prob": prob}
+        if what == "hdi":
+            result = stats.hdi(dataset, **interval)
+        elif what.startswith("mcse_"):
+            result = stats.mcse(dataset, method=what[5:])
+        elif what.startswith("ess_"):
+            result = stats.ess(dataset, method=what[4:])
+        else:
+            result = stats.rhat(dataset)
+    return np.asarray(result["x"].transpose("component", ...).values, dtype=np.float64)
 
 
 def _az_to_netcdf(idata: Any, path: str) -> None:

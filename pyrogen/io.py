@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-__all__ = ["atomic_write_bytes", "save_module", "load_state", "atomic_path"]
+__all__ = ["atomic_path", "atomic_write_bytes", "load_state", "read_kind", "save_module"]
 
 
-class atomic_path:  # noqa: N801 - used as a context manager like open()
+class atomic_path:  # lower case: used like open(), as a context manager
     """Context manager yielding a temporary path next to ``path``; renamed onto it on success.
 
     Example::
@@ -63,6 +63,22 @@ def save_module(
     metadata = {"pyrogen_kind": kind, "pyrogen_config": json.dumps(config)}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
+
+
+def read_kind(path: str | os.PathLike[str]) -> str:
+    """The ``kind`` (e.g. ``"RBM"``, ``"VAE"``, ``"GAN"``) a pyrogen file was saved as."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} does not exist or is not a file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"path {str(path)!r} is not a readable safetensors file: {err}") from err
+    kind = metadata.get("pyrogen_kind")
+    if kind is None:
+        raise ValueError(f"path {str(path)!r} was not written by pyrogen (no pyrogen_kind)")
+    return kind
 
 
 def load_state(

@@ -53,6 +53,28 @@ def test_pyro_factor_sites_are_not_log_likelihood(kernel_class):
     assert diagnostics.wall_time_of(idata) == 2.0
 
 
+def test_rbm_prior_with_noisy_observation_through_pyrogen_kernel():
+    """The issue's composition: rbm.model() as a prior, Gaussian evidence on top. Only the
+    evidence is likelihood; the RBM's energy factor is not."""
+    from pyrogen.infer import MetropolisHastings
+    from pyrogen.rbm import RBM
+
+    rbm = RBM(4, 2)
+    y = torch.tensor([0.9, 0.1, 1.2, -0.3])
+
+    def model():
+        v = rbm.model()
+        pyro.sample("y", dist.Normal(v, 0.5).to_event(1), obs=y)
+
+    mcmc = run_mcmc(MetropolisHastings(model), num_chains=1, num_samples=20)
+    idata = diagnostics.to_inference_data(mcmc)
+    assert list(idata.log_likelihood.data_vars) == ["y"]
+    assert list(idata.observed_data.data_vars) == ["y"]
+    v = mcmc.get_samples(group_by_chain=True)["v"]
+    expected = dist.Normal(v, 0.5).log_prob(y).sum(-1)
+    np.testing.assert_allclose(idata.log_likelihood["y"].values, expected.numpy(), rtol=1e-6)
+
+
 def test_pyro_model_without_data_has_no_likelihood_group():
     def prior_only():
         pyro.sample("z", dist.Normal(0.0, 1.0))

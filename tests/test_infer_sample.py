@@ -326,3 +326,20 @@ def test_mala_chains_match_gaussian_rbm_moments():
     assert table["r_hat"].max() < 1.01
     rate = idata.sample_stats["acceptance_rate"].values
     assert rate.shape == (16,) and np.all((rate > 0.3) & (rate < 0.9))  # adapted towards 0.574
+
+
+def test_sample_output_saves_and_summarises(tmp_path):
+    from pyrogen.infer import MetropolisHastings
+
+    rbm = small_rbm(6, 2)
+    idata = sample(MetropolisHastings(rbm.model), 3, 20, 5, seed=0, progress=False)
+    path = tmp_path / "chains.nc"
+    diagnostics.save(idata, path)
+    back = diagnostics.load(path)
+    np.testing.assert_array_equal(back.posterior["v"].values, idata.posterior["v"].values)
+    np.testing.assert_array_equal(
+        back.sample_stats["accepted"].values, idata.sample_stats["accepted"].values
+    )
+    assert back.posterior.attrs["seed"] == 0
+    assert diagnostics.wall_time_of(back) == diagnostics.wall_time_of(idata)
+    assert list(diagnostics.summarize(back).index) == [f"v[{i}]" for i in range(6)]

@@ -1,4 +1,4 @@
-"""VAE model/guide: exact identities, contract (gradients, SVI, Predictive, save/load), input checks."""
+"""VAE model/guide: exact identities, contract (gradients, SVI, Predictive, save/load), checks."""
 
 from __future__ import annotations
 
@@ -132,7 +132,9 @@ def test_fit_is_reproducible_and_records_history():
     histories, states = [], []
     for _ in range(2):
         vae = _vae({})
-        histories.append(fit(vae, x, epochs=3, batch_size=16, seed=5, validation=x[:10], progress=False))
+        histories.append(
+            fit(vae, x, epochs=3, batch_size=16, seed=5, validation=x[:10], progress=False)
+        )
         states.append(vae.state_dict())
     assert histories[0]["elbo"] == histories[1]["elbo"]
     for k in states[0]:

@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pyrogen.cli import train
+from pyrogen.cli import bench, diagnose, sample, train
 from pyrogen.cli._common import CLIError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = [train]
+_COMMANDS = [train, sample, bench, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,15 @@
 """MCMC for Pyro models with discrete and continuous sites (kernels and vectorised chains).
 
 Every kernel is a ``pyro.infer.mcmc.mcmc_kernel.MCMCKernel`` (use it in ``pyro.infer.MCMC``)
-and, except :class:`GibbsWithinHMC`, a :class:`VectorizedKernel` whose batched core runs many
-chains at once.
+and, except :class:`GibbsWithinHMC`, a :class:`VectorizedKernel` whose batched core
+:func:`sample` runs as thousands of chains at once.
+
+Several chains under ``pyro.infer.MCMC(kernel, ..., num_chains=n)``: Pyro forks one process
+per chain when the machine has more than ``n`` CPUs (``mp_context`` picks the start method;
+``"spawn"`` needs a picklable, module-level model), and otherwise draws the chains one after
+another with the same kernel object, with a warning. pyrogen kernels work both ways (both are
+tested); on a 2-core machine every ``n > 1`` is sequential. ``pyro.set_rng_seed(s)`` before
+``run`` makes all chains reproducible. For many chains, :func:`sample` is far faster.
 """
 
 from pyrogen.infer.base import VectorizedKernel

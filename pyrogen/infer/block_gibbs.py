@@ -53,9 +53,9 @@ class BlockGibbsState(NamedTuple):
 
 def hidden_logits(rbm: RBM, visible: torch.Tensor) -> torch.Tensor:
     r"""Logits of :math:`P(h_j = 1 | v)`: :math:`c + (v / \sigma) W`, shape ``(C, n_hidden)``."""
-    w, c = rbm.weight.detach(), rbm.hidden_bias.detach()
-    v = visible / rbm.sigma if rbm.is_gaussian else visible
-    return torch.addmm(c, v, w)
+    # alpha = 1 / sigma folds the scaling into the matmul (no extra tensor per step).
+    scale = rbm.sigma if rbm.visible == "gaussian" else 1.0
+    return torch.addmm(rbm.hidden_bias.detach(), visible, rbm.weight.detach(), alpha=1.0 / scale)
 
 
 def visible_statistic(
@@ -63,10 +63,11 @@ def visible_statistic(
 ) -> torch.Tensor:
     r"""Logits of :math:`P(v_i = 1 | h)` (Bernoulli; plus the evidence log-odds) or the mean
     :math:`b + \sigma W h` of :math:`v | h` (Gaussian); shape ``(C, n_visible)``."""
-    w, b = rbm.weight.detach(), rbm.visible_bias.detach()
+    b = rbm.visible_bias.detach()
     if visible_log_odds is not None:
         b = b + visible_log_odds
-    return torch.addmm(b, hidden, w.T, alpha=rbm.sigma if rbm.is_gaussian else 1.0)
+    scale = rbm.sigma if rbm.visible == "gaussian" else 1.0
+    return torch.addmm(b, hidden, rbm.weight.detach().T, alpha=scale)
 
 
 def block_gibbs_step(
@@ -75,17 +76,19 @@ def block_gibbs_step(
     generator: torch.Generator,
     visible_log_odds: torch.Tensor | None = None,
 ) -> BlockGibbsState:
-    """One sweep ``h ~ P(h | v)``, ``v ~ P(v | h)`` for every chain (pure: no autograd)."""
-    with torch.no_grad():
-        h = torch.bernoulli(torch.sigmoid(hidden_logits(rbm, state.visible)), generator=generator)
-        stat = visible_statistic(rbm, h, visible_log_odds)
-        if rbm.is_gaussian:
-            noise = torch.randn(
-                stat.shape, generator=generator, dtype=stat.dtype, device=stat.device
-            )
-            v = torch.add(stat, noise, alpha=rbm.sigma)
-        else:
-            v = torch.bernoulli(torch.sigmoid(stat), generator=generator)
+    """One sweep ``h ~ P(h | v)``, ``v ~ P(v | h)`` for every chain (pure: no autograd).
+
+    Written for small per-step overhead: at a few chains the Python and dispatch cost of
+    each tensor operation is most of the step time.
+    """
+    # The parameters are detached, so no graph is recorded whatever the grad mode.
+    h = torch.bernoulli(hidden_logits(rbm, state.visible).sigmoid_(), generator=generator)
+    stat = visible_statistic(rbm, h, visible_log_odds)
+    if rbm.visible == "gaussian":
+        noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
+        v = stat.add_(noise, alpha=rbm.sigma)
+    else:
+        v = torch.bernoulli(stat.sigmoid_(), generator=generator)
     return BlockGibbsState(v, h)
 
 
@@ -233,7 +236,7 @@ class BlockGibbs(ChainKernel):
                     f"initial_params[{self.name!r}] must have shape {shape} or {shape[1:]}, "
                     f"got {tuple(v.shape)}"
                 )
-            v = v.to(**kw).expand(shape).clone()
+            v = v.detach().to(**kw).expand(shape).clone()
         elif rbm.is_gaussian:
             noise = torch.randn(shape, generator=generator, **kw)
             v = rbm.visible_bias.detach() + rbm.sigma * noise

@@ -172,17 +172,17 @@ class DiscreteGibbs(ChainKernel):
 
     def _prepare(self, model_args: tuple[Any, ...], model_kwargs: dict[str, Any]) -> None:
         target = PyroTarget(self.model, model_args, model_kwargs)
-        if target.num_continuous:
-            raise ValueError(
-                "DiscreteGibbs samples discrete sites only; the model has continuous latent "
-                f"sites {[s.name for s in target.continuous_sites]}. Use GibbsWithinHMC or "
-                "MetropolisHastings"
-            )
         if not target.num_discrete:
             raise ValueError(
                 "the model has no latent discrete sites with enumerable support "
                 "(Bernoulli, Categorical, OneHotCategorical, ...): nothing for DiscreteGibbs "
                 "to sample"
+            )
+        if target.num_continuous:
+            raise ValueError(
+                "DiscreteGibbs samples discrete sites only; the model has continuous latent "
+                f"sites {[s.name for s in target.continuous_sites]}. Use GibbsWithinHMC or "
+                "MetropolisHastings"
             )
         target.check_vectorized(batch_continuous=False)
         self._target = target

@@ -66,7 +66,10 @@ class GibbsWithinHMC(MCMCKernel):
 
     ``kernel.model`` is the original model. Values follow Pyro's conventions (continuous
     sites unconstrained in ``initial_params``); diagnostics (incl. divergences) and logging
-    are the inner kernel's.
+    are the inner kernel's. The Gibbs part draws from a generator seeded in ``setup`` from
+    torch's global RNG, the inner kernel from that global RNG itself (as Pyro's kernels do):
+    ``pyro.set_rng_seed`` makes both reproducible. One step costs one traced model call per
+    discrete coordinate plus the inner transition (and one extra gradient evaluation).
 
     Example:
         >>> import pyro, pyro.distributions as dist

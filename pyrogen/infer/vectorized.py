@@ -38,7 +38,7 @@ def sample(
     thin: int = 1,
     progress: bool = True,
     initial_params: Mapping[str, torch.Tensor] | None = None,
-) -> Any:
+) -> diagnostics.InferenceData:
     r"""Run ``num_chains`` chains of ``kernel`` as one batch; return ArviZ ``InferenceData``.
 
     Each chain takes ``warmup_steps`` steps (adapting kernels adapt only then) and then
@@ -52,8 +52,9 @@ def sample(
         num_samples: post-warmup steps per chain.
         warmup_steps: discarded steps per chain (may be 0).
         seed: seed of the ``torch.Generator`` (on the kernel's device) that drives every
-            random choice: the same seed gives the same chains. ``None`` draws a fresh
-            seed, stored in the result's attributes so the run can be repeated.
+            random choice: the same seed gives the same chains. ``None`` draws a seed
+            from torch's global RNG (``pyro.set_rng_seed`` fixes it), stored in the
+            result's attributes so the run can be repeated.
         device: where the chains must run; the kernel's own device when ``None``. The
             kernel is not moved: a different device is an error (move the model first).
         thin: keep every ``thin``-th post-warmup step.
@@ -99,9 +100,9 @@ def sample(
             "move the model there (e.g. rbm.to(device)) and build the kernel again"
         )
 
-    generator = torch.Generator(device=kernel_device)
-    seed = generator.seed() if seed is None else seed
-    generator.manual_seed(seed)
+    if seed is None:  # from torch's global RNG, so pyro.set_rng_seed fixes it too
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    generator = torch.Generator(device=kernel_device).manual_seed(seed)
     num_draws = num_samples // thin
 
     start = time.perf_counter()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, Literal, NamedTuple
 
 import pyro
@@ -71,7 +72,8 @@ class InpaintResult(NamedTuple):
         samples: posterior draws of :math:`z`, ``(num_chains, num_samples, n, z_dim)``;
             ``vae.decode(samples)`` gives the matching completed-image means.
         idata: ArviZ ``InferenceData`` with variable ``"z"`` (same layout), for R-hat/ESS;
-            ``idata.posterior.attrs`` holds ``method``, ``wall_time`` and ``accept_rate``.
+            ``idata.posterior.attrs`` holds ``method``, ``wall_time`` and ``accept_rate``
+            (mean MH acceptance probability; for NUTS, Pyro's "acceptance rate" diagnostic).
     """
 
     imputed: torch.Tensor
@@ -91,13 +93,13 @@ def _check_inputs(vae: VAE, x: object, mask: object) -> tuple[torch.Tensor, torc
     if not isinstance(vae, VAE):
         raise TypeError(f"vae must be a pyrogen.vae.VAE, got {type(vae).__name__}")
     x = check_tensor(x, "x", ndim=2, last_dim=vae.x_dim)
+    if x.dtype != vae.dtype:
+        raise TypeError(f"x has dtype {x.dtype}, but the VAE's parameters are {vae.dtype}")
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise TypeError(f"mask must be a bool tensor (True = observed), got {got}")
     if mask.shape != x.shape:
-        raise ValueError(
-            f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}"
-        )
+        raise ValueError(f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}")
     observed = x[mask]
     if vae.is_bernoulli:
         check_binary(observed, "x (observed pixels)")
@@ -213,25 +215,38 @@ def _run_nuts(
     num_chains: int,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    start = _init_state(vae, x, mask, num_chains, generator).z
-    draws, accept = [], []
-    for chain in range(num_chains):
-        # Pyro's MCMC samples from torch's global generator: fork it, seeded per chain from
-        # ``generator``, so that the caller's RNG state is left alone.
-        chain_seed = int(torch.randint(2**62, (), generator=generator))
-        with seeded(chain_seed, vae.device), pyro.validation_enabled(False):
-            kernel = NUTS(lambda: _masked_model(vae, x, mask), adapt_step_size=True)
-            mcmc = MCMC(
-                kernel,
-                num_samples=num_samples,
-                warmup_steps=warmup_steps,
-                initial_params={"z": start[chain].detach()},
-                disable_progbar=True,
-            )
-            mcmc.run()
-        draws.append(mcmc.get_samples()["z"].detach())
-        rate = mcmc.diagnostics().get("acceptance rate", {}).get("chain 0", math.nan)
-        accept.append(float(rate))
+    with torch.no_grad():
+        start = _init_state(vae, x, mask, num_chains, generator).z
+    draws, accept, divergences = [], [], 0
+    # Gradients are needed for z only: freezing the weights spares their backward pass.
+    frozen = [p for p in vae.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        for chain in range(num_chains):
+            # Pyro's MCMC samples from torch's global generator: fork it, seeded per chain
+            # from ``generator``, so that the caller's RNG state is left alone.
+            chain_seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
+            with seeded(chain_seed, vae.device), pyro.validation_enabled(False):
+                kernel = NUTS(lambda: _masked_model(vae, x, mask), adapt_step_size=True)
+                mcmc = MCMC(
+                    kernel,
+                    num_samples=num_samples,
+                    warmup_steps=warmup_steps,
+                    initial_params={"z": start[chain]},
+                    disable_progbar=True,
+                )
+                mcmc.run()
+            draws.append(mcmc.get_samples()["z"].detach())
+            diagnostics = mcmc.diagnostics()
+            rate = diagnostics.get("acceptance rate", {}).get("chain 0", math.nan)
+            accept.append(float(rate))
+            divergences += len(diagnostics.get("divergences", {}).get("chain 0", []))
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    if divergences:
+        warnings.warn(f"NUTS inpainting had {divergences} divergent transitions", stacklevel=3)
     samples = torch.stack(draws)
     with torch.no_grad():
         mean_sum = torch.zeros_like(x)
@@ -293,7 +308,13 @@ def inpaint(
         else:
             with torch.no_grad():
                 samples, mean, accept_rate = _run_gibbs(
-                    vae, x, mask, num_samples, warmup_steps, num_chains, generator,
+                    vae,
+                    x,
+                    mask,
+                    num_samples,
+                    warmup_steps,
+                    num_chains,
+                    generator,
                     metropolis=method == "mwg",
                 )
     finally:
@@ -318,7 +339,7 @@ def marginal_impute(data: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> 
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != x.shape:
         raise ValueError(f"mask must be a bool tensor of shape {tuple(x.shape)}")
     probs = (data.sum(0) + _PSEUDO_COUNT) / (data.shape[0] + 2 * _PSEUDO_COUNT)
-    return torch.where(mask, x, probs.to(x.dtype).expand_as(x))
+    return torch.where(mask, x, probs.to(device=x.device, dtype=x.dtype).expand_as(x))
 
 
 def hidden_log_likelihood(

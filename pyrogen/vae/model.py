@@ -148,7 +148,9 @@ class VAE(nn.Module):
         """Validate data: float tensor of width ``x_dim``, finite, binary if Bernoulli."""
         x = check_tensor(x, name, last_dim=self.x_dim)
         if x.dtype != self.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype}, but the VAE's parameters are {self.dtype}")
+            raise TypeError(
+                f"{name} has dtype {x.dtype}, but the VAE's parameters are {self.dtype}"
+            )
         return check_binary(x, name) if self.is_bernoulli else check_finite(x, name)
 
     def check_latent(self, z: object, name: str = "z") -> torch.Tensor:

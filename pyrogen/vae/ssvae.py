@@ -31,7 +31,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro.infer import TraceEnum_ELBO, config_enumerate
+from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO, config_enumerate
 from pyro.infer.util import is_validation_enabled
 from torch import nn
 from tqdm.auto import tqdm
@@ -61,9 +61,7 @@ def _with_onehot(a: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Te
     """
     onehot = F.one_hot(y, num_classes).to(a.dtype)
     batch = torch.broadcast_shapes(a.shape[:-1], onehot.shape[:-1])
-    return torch.cat(
-        [a.expand(*batch, a.shape[-1]), onehot.expand(*batch, num_classes)], dim=-1
-    )
+    return torch.cat([a.expand(*batch, a.shape[-1]), onehot.expand(*batch, num_classes)], dim=-1)
 
 
 class SSVAE(nn.Module):
@@ -136,7 +134,9 @@ class SSVAE(nn.Module):
     def check_data(self, x: object, name: str = "x") -> torch.Tensor:
         x = check_tensor(x, name, ndim=2, last_dim=self.x_dim)
         if x.dtype != self.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype}, but the SSVAE's parameters are {self.dtype}")
+            raise TypeError(
+                f"{name} has dtype {x.dtype}, but the SSVAE's parameters are {self.dtype}"
+            )
         return check_binary(x, name)
 
     def check_labels(self, y: object, n: int, name: str = "y") -> torch.Tensor:
@@ -227,9 +227,7 @@ class SSVAE(nn.Module):
         save_module(self, path, "SSVAE", self.config())
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], device: torch.device | str | None = None
-    ) -> SSVAE:
+    def load(cls, path: str | os.PathLike[str], device: torch.device | str | None = None) -> SSVAE:
         """Load an SSVAE written by :meth:`save`."""
         config, state = load_state(path, "SSVAE")
         dtype = next(iter(state.values())).dtype
@@ -292,7 +290,10 @@ def fit_semisupervised(
         x_v = ssvae.check_data(validation[0], "validation[0]").to(ssvae.device)
         y_v = ssvae.check_labels(validation[1], x_v.shape[0], "validation[1]").to(ssvae.device)
 
-    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    # y is summed out for unlabelled data; with y observed there is nothing to enumerate and
+    # the mean-field ELBO gives the z term its closed-form KL.
+    unlabelled_elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    labelled_elbo = TraceMeanField_ELBO(max_plate_nesting=1)
     optimizer = make_adam(list(ssvae.parameters()), lr)
     history = History()
     bar = tqdm(range(epochs), desc="SSVAE", disable=not progress, leave=False)
@@ -312,9 +313,11 @@ def fit_semisupervised(
                     index_l = labelled_order[: min(batch_size, n_l)]
                     labelled_order = labelled_order[index_l.numel() :]
                     index_u, index_l = index_u.to(ssvae.device), index_l.to(ssvae.device)
-                    loss = elbo.differentiable_loss(
+                    loss = unlabelled_elbo.differentiable_loss(
                         ssvae.model, ssvae.guide, x_u, subsample=index_u
-                    ) + elbo.differentiable_loss(ssvae.model, ssvae.guide, x_l, y_l, subsample=index_l)
+                    ) + labelled_elbo.differentiable_loss(
+                        ssvae.model, ssvae.guide, x_l, y_l, subsample=index_l
+                    )
                     if alpha > 0:
                         logits = ssvae._class_logits(x_l[index_l])
                         cross_entropy = F.cross_entropy(logits, y_l[index_l], reduction="sum")

@@ -43,7 +43,7 @@ from pyrogen.vae.model import VAE
 __all__ = ["fit", "make_elbo", "make_adam", "seeded", "unregistered"]
 
 
-def make_elbo(kind: str, num_particles: int = 1, enumerate: bool = False) -> ELBO:
+def make_elbo(kind: str, num_particles: int = 1) -> ELBO:
     """The Pyro ELBO for ``kind`` ``"meanfield"`` (analytic KL) or ``"trace"`` (Monte Carlo).
 
     Particles are vectorised (one batched pass) when ``num_particles > 1``; with one particle

@@ -1,0 +1,59 @@
+"""``pyrogen diagnose PATH``: ArviZ summary and plots of chains saved as netCDF."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pyrogen.cli._common import CLIError, prepare_out_dir
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "diagnose",
+        help="summarise and plot saved chains (netCDF)",
+        description="Print R-hat, bulk/tail ESS, MCSE and ESS per second of chains saved as "
+        "netCDF by any pyrogen command (or arviz), and write trace/rank/autocorrelation plots.",
+        epilog="Example: pyrogen diagnose runs/sample/chains.nc --var v --out runs/diag",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", help="netCDF file written by pyrogen (or arviz)")
+    parser.add_argument("--var", nargs="+", default=None, help="variables to include")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="directory for diagnostics.png and summary.csv (default: next to PATH)",
+    )
+    parser.add_argument("--max-rows", type=int, default=20, help="rows of the printed table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pyrogen import diagnostics
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise CLIError(f"PATH {args.path!r} does not exist or is not a file")
+    out = prepare_out_dir(args.out or str(path.parent))
+    try:
+        idata = diagnostics.load(path)
+    except (OSError, ValueError) as err:
+        raise CLIError(
+            f"PATH {args.path!r} is not a readable netCDF file of chains ({err})"
+        ) from None
+    try:
+        table = diagnostics.summarize(idata, var_names=args.var)
+    except KeyError as err:
+        raise CLIError(f"--var names a variable that is not in {args.path!r}: {err}") from None
+    with_rows = table.head(args.max_rows)
+    print(with_rows.to_string(float_format=lambda x: f"{x:.4g}"))
+    if len(table) > args.max_rows:
+        print(f"... {len(table) - args.max_rows} more rows in summary.csv")
+    worst = diagnostics.worst_case(table)
+    print(", ".join(f"{k} {v:.4g}" for k, v in worst.items()))
+    table.to_csv(out / "summary.csv")
+    diagnostics.plot_diagnostics(idata, out / "diagnostics.png", var_names=args.var)
+    print(f"wrote {out / 'summary.csv'} and {out / 'diagnostics.png'}")
+    return 0
