@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, format_table, write_json  # noqa: E402
+from _common import RESULTS_DIR, format_table, write_json
 
-from pyrogen import diagnostics  # noqa: E402
-from pyrogen.data import load_digits  # noqa: E402
-from pyrogen.gan import GAN, ImplicitModel, fit, mlp_discriminator, mlp_generator  # noqa: E402
-from pyrogen.infer import MetropolisHastings, sample  # noqa: E402
-from pyrogen.metrics import digits_features, frechet_distance  # noqa: E402
+from pyrogen import diagnostics
+from pyrogen.data import load_digits
+from pyrogen.gan import GAN, ImplicitModel, fit, mlp_discriminator, mlp_generator
+from pyrogen.infer import MetropolisHastings, sample
+from pyrogen.metrics import digits_features, frechet_distance
 
 
 def pool(x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +167,9 @@ def main(argv: list[str] | None = None) -> dict:
         "images_posterior_better": sum(
             r["psnr_posterior_db"] > r["psnr_bilinear_db"] for r in rows
         ),
-        "median_max_r_hat": r_hats[n // 2] if n % 2 else 0.5 * (r_hats[n // 2 - 1] + r_hats[n // 2]),
+        "median_max_r_hat": r_hats[n // 2]
+        if n % 2
+        else 0.5 * (r_hats[n // 2 - 1] + r_hats[n // 2]),
         "images_r_hat_below_1.1": sum(r < 1.1 for r in r_hats),
         "accept": mean("accept"),
         "seconds_per_image": mean("seconds"),

@@ -452,10 +452,10 @@ def load(path: str | os.PathLike[str]) -> InferenceData:
 
 # ------------------------------------------------------------- ArviZ compatibility layer
 # Everything below is the only code that knows which ArviZ is installed. 0.x has
-# InferenceData, az.from_dict(posterior=..., ...) and dataset-level statistics; 1.x has
-# xarray.DataTree, az.from_dict({group: {...}}) and array-level statistics in arviz_stats
-# (chain_axis / draw_axis keywords). The 1.x branches follow the 1.x documentation but
-# cannot be exercised on this machine (arviz 0.23).
+# InferenceData, az.from_dict(posterior=..., ...) and az.ess/rhat/mcse/hdi(hdi_prob=);
+# 1.x has xarray.DataTree, az.from_dict({group: {...}}) and the same statistics in
+# arviz_stats (hdi takes prob=). Both accept an xarray.Dataset with chain/draw dims. The
+# 1.x branches follow the 1.x sources but cannot be exercised here (arviz 0.23).
 
 
 def _az_is_idata(obj: Any) -> bool:

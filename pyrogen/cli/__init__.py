@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from pyrogen.cli import bench, diagnose, sample, train
+import torch
+
+from pyrogen.cli import bench, diagnose, sample, tour, train
 from pyrogen.cli._common import CLIError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = [train, sample, bench, diagnose]
+_COMMANDS = [tour, train, sample, bench, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,16 +27,33 @@ def build_parser() -> argparse.ArgumentParser:
     from pyrogen import __version__
 
     parser.add_argument("--version", action="version", version=f"pyrogen {__version__}")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default 1, or OMP_NUM_THREADS if set): pyrogen's models are "
+        "small, and extra threads mostly add synchronisation, badly so on a busy machine",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _COMMANDS:
         module.register(commands)
     return parser
 
 
+def _default_threads() -> int:
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyrogen`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    threads = args.threads if args.threads is not None else _default_threads()
+    if threads < 1:
+        print("pyrogen: error: --threads must be >= 1", file=sys.stderr)
+        return 2
+    torch.set_num_threads(threads)
     try:
         result = args.handler(args)
     except CLIError as err:

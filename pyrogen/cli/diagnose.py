@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     try:
         table = diagnostics.summarize(idata, var_names=args.var)
-    except KeyError as err:
+    except (KeyError, ValueError) as err:
         raise CLIError(f"--var names a variable that is not in {args.path!r}: {err}") from None
     with_rows = table.head(args.max_rows)
     print(with_rows.to_string(float_format=lambda x: f"{x:.4g}"))

@@ -1,0 +1,69 @@
+"""Sizes of the tour's runs: the default (under 5 minutes on 2 CPU cores) and ``--quick``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["TourConfig"]
+
+
+@dataclass(frozen=True)
+class TourConfig:
+    """Every size the tour uses; :meth:`default` and :meth:`quick` are the two presets."""
+
+    rbm_hidden: int = 64
+    rbm_epochs: int = 100
+    ais_chains: int = 200
+    ais_temperatures: int = 2000
+    rbm_sample_sweeps: int = 1000
+    vae_z_dim: int = 8
+    vae_epochs: int = 100
+    vae_embedding_epochs: int = 60
+    iwae_samples: int = 500
+    inpaint_images: int = 8
+    inpaint_samples: int = 300
+    gan_latent_dim: int = 8
+    gan_steps: int = 3000
+    superres_images: int = 6
+    superres_chains: int = 8
+    superres_samples: int = 200
+    denoise_images: int = 6
+    denoise_chains: int = 16
+    denoise_steps: int = 3000
+    mcmc_chains: int = 4
+    mcmc_warmup: int = 300
+    mcmc_samples: int = 500
+    vectorized_chains: int = 1024
+
+    @classmethod
+    def default(cls) -> TourConfig:
+        return cls()
+
+    @classmethod
+    def quick(cls) -> TourConfig:
+        return cls(
+            rbm_hidden=32,
+            rbm_epochs=25,
+            ais_chains=100,
+            ais_temperatures=500,
+            rbm_sample_sweeps=300,
+            vae_epochs=25,
+            vae_embedding_epochs=15,
+            iwae_samples=100,
+            inpaint_images=4,
+            inpaint_samples=100,
+            gan_steps=600,
+            superres_images=3,
+            superres_chains=4,
+            superres_samples=80,
+            denoise_images=3,
+            denoise_chains=8,
+            denoise_steps=800,
+            mcmc_chains=2,
+            mcmc_warmup=100,
+            mcmc_samples=200,
+            vectorized_chains=256,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
