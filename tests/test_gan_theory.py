@@ -33,6 +33,24 @@ def test_value_at_optimal_discriminator_is_minus_log4_plus_twice_jsd(seed, zeros
 
 
 @pytest.mark.parametrize("seed", range(5))
+def test_log_odds_keep_the_identity_where_d_star_rounds_to_one(seed):
+    p_data, p_g = _random_pair(seed, zeros=True)
+    # Generator mass far below epsilon next to data mass: D* = 1 - 1e-20 rounds to 1.
+    p_g = p_g.clone()
+    p_g[4] = 1e-20
+    p_g = p_g / p_g.sum()
+    assert float(game_value(p_data, p_g, optimal_discriminator(p_data, p_g))) == -math.inf
+    logits = optimal_discriminator(p_data, p_g, logits=True)
+    c = game_value(p_data, p_g, logits=logits)
+    assert abs(float(c) - (-LOG4 + 2 * float(jensen_shannon(p_data, p_g)))) < 1e-10
+    # Both forms agree where the probabilities are representable.
+    p_data, p_g = _random_pair(seed)
+    by_prob = game_value(p_data, p_g, optimal_discriminator(p_data, p_g))
+    by_logit = game_value(p_data, p_g, logits=optimal_discriminator(p_data, p_g, logits=True))
+    assert abs(float(by_prob) - float(by_logit)) < 1e-12
+
+
+@pytest.mark.parametrize("seed", range(5))
 def test_optimal_discriminator_maximises_value(seed):
     p_data, p_g = _random_pair(seed)
     d_star = optimal_discriminator(p_data, p_g)
@@ -96,5 +114,9 @@ def test_theory_input_validation():
         game_value(p, p, torch.tensor([0.5, 1.5]))
     with pytest.raises(ValueError, match="shape"):
         game_value(p, p, torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="exactly one"):
+        game_value(p, p)
+    with pytest.raises(ValueError, match="exactly one"):
+        game_value(p, p, torch.tensor([0.5, 0.5]), logits=torch.zeros(2))
     with pytest.raises(TypeError):
         jensen_shannon([0.5, 0.5], p)

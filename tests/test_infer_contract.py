@@ -59,6 +59,12 @@ def gmm_model(data):
         pyro.sample("obs", dist.Normal(loc[z], 1.0), obs=data)
 
 
+def lone_categorical_model(y):
+    """Only integer-valued latent draws: Pyro's summary() cannot average int64 tensors."""
+    a = pyro.sample("a", dist.Categorical(torch.ones(4, dtype=DT) / 4))
+    pyro.sample("y", dist.Normal(a.to(DT), 1.0), obs=y)
+
+
 # name -> (kernel factory, model args, {site: shape}, initial values in constrained space)
 KERNELS = {
     "block_gibbs_joint": (
@@ -82,6 +88,18 @@ KERNELS = {
             "c": torch.tensor(1.0, dtype=DT),
             "b": torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=DT),
         },
+    ),
+    "discrete_gibbs_lone_categorical": (
+        lambda: DiscreteGibbs(lone_categorical_model),
+        (torch.tensor(2.0, dtype=DT),),
+        {"a": ()},
+        {"a": torch.tensor(3)},
+    ),
+    "metropolis_lone_categorical": (
+        lambda: MetropolisHastings(lone_categorical_model),
+        (torch.tensor(2.0, dtype=DT),),
+        {"a": ()},
+        {"a": torch.tensor(1)},
     ),
     "metropolis_mixed": (
         lambda: MetropolisHastings(mixed_model),

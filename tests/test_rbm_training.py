@@ -125,7 +125,7 @@ def test_fit_gaussian_units_on_standardised_grey_digits():
     torch.manual_seed(0)
     rbm = RBM(64, 8, visible="gaussian")
     before = float(rbm.log_prob(test).mean())
-    history = fit(rbm, train, epochs=5, lr=0.01, seed=0, validation=test, progress=False)
+    history = fit(rbm, train, epochs=5, lr=0.05, seed=0, validation=test, progress=False)
     assert history["validation_log_likelihood"][-1] > before + 1.0
     assert "pseudo_log_likelihood" not in history
     with pytest.warns(UserWarning, match="standardised"):

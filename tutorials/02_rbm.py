@@ -66,7 +66,7 @@ from pyrogen.random import stationary_distribution
 from pyrogen.rbm import RBM, ais, binary_states, fit
 
 PROGRESS = not SMOKE_TEST
-EPOCHS = 10 if SMOKE_TEST else 100  # CD / PCD training on the digits
+EPOCHS = 15 if SMOKE_TEST else 100  # CD / PCD training on the digits
 AIS_TEMPERATURES = [100, 1_000] if SMOKE_TEST else [100, 1_000, 10_000]
 NUTS_CHAINS, NUTS_WARMUP, NUTS_DRAWS = (2, 100, 200) if SMOKE_TEST else (4, 300, 1_000)
 GIBBS_DRAWS = 1_000 if SMOKE_TEST else 5_000

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from pyrogen._validation import check_finite, check_tensor
 
@@ -53,10 +54,17 @@ def _check_pair(p: object, q: object, names: tuple[str, str]) -> tuple[torch.Ten
     return p, q
 
 
-def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+def optimal_discriminator(
+    p_data: torch.Tensor, p_g: torch.Tensor, *, logits: bool = False
+) -> torch.Tensor:
     r""":math:`D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))`, same shape as the inputs.
 
     Where both probabilities are zero the value does not affect :math:`V`; 1/2 is returned.
+    With ``logits=True`` the log-odds :math:`\log p_{data}(x) - \log p_g(x)` are returned
+    instead (:math:`\pm\infty` where one side is zero, 0 where both are): a probability
+    within machine epsilon of 1 rounds to 1, which makes :math:`\log(1 - D^*)` infinite
+    although :math:`p_g \log(1 - D^*)` is finite; the log-odds keep it exact (pass them to
+    :func:`game_value` as ``logits``).
 
     Example:
         >>> optimal_discriminator(torch.tensor([0.5, 0.5, 0.0]), torch.tensor([0.0, 0.5, 0.5]))
@@ -64,16 +72,42 @@ def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tens
     """
     p_data, p_g = _check_pair(p_data, p_g, ("p_data", "p_g"))
     total = p_data + p_g
+    if logits:
+        return torch.where(total > 0, torch.log(p_data) - torch.log(p_g), 0.0)
     return torch.where(total > 0, p_data / total.clamp_min(torch.finfo(total.dtype).tiny), 0.5)
 
 
-def game_value(p_data: torch.Tensor, p_g: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def game_value(
+    p_data: torch.Tensor,
+    p_g: torch.Tensor,
+    d: torch.Tensor | None = None,
+    *,
+    logits: torch.Tensor | None = None,
+) -> torch.Tensor:
     r""":math:`V(G, D) = \sum_x p_{data}(x) \log D(x) + p_g(x) \log(1 - D(x))` (0-dim tensor).
 
-    ``d`` holds :math:`D(x) \in [0, 1]` on the same table. The value is :math:`-\infty` where
-    :math:`D` puts 0 on data mass or 1 on generator mass. Differentiable in ``d``.
+    Give the discriminator either as ``d``, :math:`D(x) \in [0, 1]` on the same table, or as
+    ``logits``, :math:`\operatorname{logit} D(x) \in [-\infty, \infty]`, evaluated in log
+    space (:math:`\log D = \log\sigma(l)`, :math:`\log(1 - D) = \log\sigma(-l)`), which stays
+    exact where :math:`D` is within rounding of 0 or 1. The value is :math:`-\infty` where
+    :math:`D` puts 0 on data mass or 1 on generator mass; terms with zero mass count 0.
+    Differentiable in ``d`` / ``logits``.
     """
     p_data, p_g = _check_pair(p_data, p_g, ("p_data", "p_g"))
+    if (d is None) == (logits is None):
+        raise ValueError("give exactly one of d (probabilities) and logits")
+    if logits is not None:
+        check_tensor(logits, "logits")
+        if bool(torch.isnan(logits).any()):
+            raise ValueError("logits contains NaN")
+        if logits.shape != p_data.shape:
+            raise ValueError(
+                f"logits must have shape {tuple(p_data.shape)}, got {tuple(logits.shape)}"
+            )
+        zero = torch.zeros((), dtype=p_data.dtype, device=p_data.device)
+        real = torch.where(p_data > 0, p_data * F.logsigmoid(logits), zero)
+        fake = torch.where(p_g > 0, p_g * F.logsigmoid(-logits), zero)
+        return real.sum() + fake.sum()
     check_tensor(d, "d")
     check_finite(d, "d")
     if d.shape != p_data.shape:

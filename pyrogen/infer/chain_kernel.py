@@ -10,6 +10,9 @@ handles the driver's traps:
   ``cleanup`` forgets initial parameters so the next chain draws its own.
 * ``logging()`` is JSON-serialised every step: it returns strings only.
 * ``arviz.from_pyro`` reads ``diagnostics()["divergences"]``: always present (empty).
+* ``MCMC.summary()`` averages the stored draws, which fails for integer tensors: draws of
+  integer-valued sites (Categorical) are handed to the driver as floats holding exact
+  integers (``mcmc.get_samples()["a"].long()`` recovers the dtype).
 * Randomness: a ``torch.Generator`` owned by the kernel, seeded in ``setup`` from torch's
   global RNG, so ``pyro.set_rng_seed`` makes every chain reproducible (in Pyro's forked
   workers too, which re-seed per chain).
@@ -156,7 +159,13 @@ class ChainKernel(MCMCKernel):
             self._accept_count += accepted
 
     def _pyro_params(self) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self._unconstrained_values(self._state).items()}
+        # Pyro's MCMC.summary()/diagnostics() (and so arviz.from_pyro) take means of the
+        # stored draws, which fails for integer tensors: integer-valued sites (Categorical)
+        # reach the driver as floating-point tensors holding exact integers.
+        return {
+            k: v[0] if v.is_floating_point() else v[0].to(torch.get_default_dtype())
+            for k, v in self._unconstrained_values(self._state).items()
+        }
 
     @property
     def initial_params(self) -> dict[str, torch.Tensor] | None:
