@@ -27,7 +27,8 @@ __all__ = ["TourConfig", "run_tour"]
 
 
 def _versions() -> dict[str, str]:
-    import arviz
+    import importlib.metadata
+
     import numpy
     import pyro
     import sklearn
@@ -39,7 +40,8 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "pyro-ppl": pyro.__version__,
-        "arviz": arviz.__version__,
+        # By distribution metadata: pyrogen.diagnostics is the one module importing arviz.
+        "arviz": importlib.metadata.version("arviz"),
         "numpy": numpy.__version__,
         "scikit-learn": sklearn.__version__,
     }
