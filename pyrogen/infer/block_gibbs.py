@@ -37,6 +37,8 @@ from pyrogen.rbm.model import RBM
 __all__ = [
     "BlockGibbs",
     "BlockGibbsState",
+    "Conditionals",
+    "conditionals",
     "block_gibbs_step",
     "hidden_logits",
     "visible_statistic",
@@ -51,11 +53,36 @@ class BlockGibbsState(NamedTuple):
     hidden: torch.Tensor
 
 
+class Conditionals(NamedTuple):
+    """What one sweep reads from an RBM, detached once instead of at every step.
+
+    ``weight`` ``(n_visible, n_hidden)`` and ``weight_t`` (its transpose, a view) share the
+    RBM's storage, as does ``hidden_bias``; ``visible_bias`` includes the evidence log-odds
+    (a new tensor only when there is evidence). ``scale`` is sigma for Gaussian units, else 1.
+    """
+
+    weight: torch.Tensor
+    weight_t: torch.Tensor
+    hidden_bias: torch.Tensor
+    visible_bias: torch.Tensor
+    scale: float
+    gaussian: bool
+
+
+def conditionals(rbm: RBM, visible_log_odds: torch.Tensor | None = None) -> Conditionals:
+    """The :class:`Conditionals` of ``rbm`` (with optional evidence on the visible units)."""
+    weight = rbm.weight.detach()
+    b = rbm.visible_bias.detach()
+    if visible_log_odds is not None:
+        b = b + visible_log_odds
+    gaussian = rbm.visible == "gaussian"
+    scale = float(rbm.sigma) if gaussian else 1.0
+    return Conditionals(weight, weight.T, rbm.hidden_bias.detach(), b, scale, gaussian)
+
+
 def hidden_logits(rbm: RBM, visible: torch.Tensor) -> torch.Tensor:
     r"""Logits of :math:`P(h_j = 1 | v)`: :math:`c + (v / \sigma) W`, shape ``(C, n_hidden)``."""
-    # alpha = 1 / sigma folds the scaling into the matmul (no extra tensor per step).
-    scale = rbm.sigma if rbm.visible == "gaussian" else 1.0
-    return torch.addmm(rbm.hidden_bias.detach(), visible, rbm.weight.detach(), alpha=1.0 / scale)
+    return _hidden_logits(conditionals(rbm), visible)
 
 
 def visible_statistic(
@@ -63,30 +90,43 @@ def visible_statistic(
 ) -> torch.Tensor:
     r"""Logits of :math:`P(v_i = 1 | h)` (Bernoulli; plus the evidence log-odds) or the mean
     :math:`b + \sigma W h` of :math:`v | h` (Gaussian); shape ``(C, n_visible)``."""
-    b = rbm.visible_bias.detach()
-    if visible_log_odds is not None:
-        b = b + visible_log_odds
-    scale = rbm.sigma if rbm.visible == "gaussian" else 1.0
-    return torch.addmm(b, hidden, rbm.weight.detach().T, alpha=scale)
+    return _visible_statistic(conditionals(rbm, visible_log_odds), hidden)
+
+
+def _hidden_logits(c: Conditionals, visible: torch.Tensor) -> torch.Tensor:
+    # alpha = 1 / sigma folds the scaling into the matmul (no extra tensor per step).
+    return torch.addmm(c.hidden_bias, visible, c.weight, alpha=1.0 / c.scale)
+
+
+def _visible_statistic(c: Conditionals, hidden: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(c.visible_bias, hidden, c.weight_t, alpha=c.scale)
 
 
 def block_gibbs_step(
-    rbm: RBM,
+    rbm: RBM | Conditionals,
     state: BlockGibbsState,
     generator: torch.Generator,
     visible_log_odds: torch.Tensor | None = None,
 ) -> BlockGibbsState:
     """One sweep ``h ~ P(h | v)``, ``v ~ P(v | h)`` for every chain (pure: no autograd).
 
-    Written for small per-step overhead: at a few chains the Python and dispatch cost of
-    each tensor operation is most of the step time.
+    ``rbm`` may be given as its :func:`conditionals` (with the evidence already folded in,
+    so ``visible_log_odds`` must then be None): a kernel builds them once per run, since at a
+    few chains the Python and dispatch cost of each tensor operation, parameter look-ups and
+    ``detach`` calls included, is most of the step time.
     """
+    if isinstance(rbm, Conditionals):
+        if visible_log_odds is not None:
+            raise ValueError("visible_log_odds is already part of the given Conditionals")
+        c = rbm
+    else:
+        c = conditionals(rbm, visible_log_odds)
     # The parameters are detached, so no graph is recorded whatever the grad mode.
-    h = torch.bernoulli(hidden_logits(rbm, state.visible).sigmoid_(), generator=generator)
-    stat = visible_statistic(rbm, h, visible_log_odds)
-    if rbm.visible == "gaussian":
+    h = torch.bernoulli(_hidden_logits(c, state.visible).sigmoid_(), generator=generator)
+    stat = _visible_statistic(c, h)
+    if c.gaussian:
         noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
-        v = stat.add_(noise, alpha=rbm.sigma)
+        v = stat.add_(noise, alpha=c.scale)
     else:
         v = torch.bernoulli(stat.sigmoid_(), generator=generator)
     return BlockGibbsState(v, h)
@@ -177,6 +217,7 @@ class BlockGibbs(ChainKernel):
                 raise ValueError("visible_log_odds contains NaN (use +-inf to clamp units)")
             visible_log_odds = visible_log_odds.to(rbm.weight.dtype)
         self.visible_log_odds = visible_log_odds
+        self._conditionals: Conditionals | None = None
         super().__init__()
         self.transforms = {}
         self.model = self._pyro_model
@@ -245,15 +286,22 @@ class BlockGibbs(ChainKernel):
         if self.visible_log_odds is not None:  # clamped units start at their clamped value
             a = self.visible_log_odds
             v = torch.where(a == torch.inf, 1.0, torch.where(a == -torch.inf, 0.0, v))
+        # Read once per run: every sweep of these chains uses the same detached tensors.
+        self._conditionals = conditionals(rbm, self.visible_log_odds)
         with torch.no_grad():
-            h = torch.bernoulli(torch.sigmoid(hidden_logits(rbm, v)), generator=generator)
+            h = torch.bernoulli(
+                torch.sigmoid(_hidden_logits(self._conditionals, v)), generator=generator
+            )
         return BlockGibbsState(v, h)
 
     def step_chains(
         self, state: BlockGibbsState, *, generator: torch.Generator, warmup: bool = False
     ) -> tuple[BlockGibbsState, dict[str, torch.Tensor]]:
         """One sweep of every chain; ``info["accept_prob"]`` is ones (Gibbs always moves)."""
-        new = block_gibbs_step(self.rbm, state, generator, self.visible_log_odds)
+        c = self._conditionals
+        if c is None:  # chains built by hand rather than by init_chains
+            c = self._conditionals = conditionals(self.rbm, self.visible_log_odds)
+        new = block_gibbs_step(c, state, generator)
         return new, {"accept_prob": self._ones(new.visible.shape[0])}
 
     def _ones(self, num_chains: int) -> torch.Tensor:
