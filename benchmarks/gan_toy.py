@@ -2,9 +2,12 @@
 before and after discriminator-driven latent sampling (DDLS, Che et al. 2020).
 
 For each data set and seed: train a small MLP GAN with ``pyrogen.gan.fit`` (non-saturating
-loss, Adam, a learning-rate drop for the last phase), calibrate the discriminator against the
-final generator (``fit(..., train_generator=False)``), then score 2,500 samples
-(PacGAN's protocol) with ``pyrogen.datasets.mode_metrics``:
+loss, Adam, a learning-rate drop for the last phase, the discriminator regularised by the R1
+gradient penalty of Mescheder et al. 2018), calibrate the discriminator against the final
+generator (``fit(..., train_generator=False)``, 2,000 steps at the full learning rate and
+without R1, so that its logit approaches log(p_data / p_g), the quantity DDLS
+relies on), then score 2,500 samples (PacGAN's protocol) with
+``pyrogen.datasets.mode_metrics``:
 
 * plain: ``x = G(z)``, ``z ~ N(0, I)`` (the anchor, measured in the same run);
 * DDLS: ``x = G(z)`` with ``z`` the final state of 2,500 MALA chains started from the prior
@@ -71,13 +74,20 @@ def train_gan(name: str, seed: int, args: argparse.Namespace) -> tuple[GAN, floa
         ImplicitModel(mlp_generator(args.latent_dim, 2, hidden=hidden), args.latent_dim),
         mlp_discriminator(2, hidden=hidden),
     )
-    common = {"batch_size": args.batch_size, "progress": False, "betas": (0.5, 0.999)}
+    common = {
+        "batch_size": args.batch_size,
+        "progress": False,
+        "betas": (0.5, 0.999),
+        "r1_penalty": args.r1_penalty,
+    }
     tic = time.perf_counter()
     fit(gan, data, steps=args.steps, lr=args.lr, seed=seed, **common)
     fit(gan, data, steps=args.fine_steps, lr=args.lr / 10, seed=seed + 1, **common)
-    # DDLS needs d = log p_data - log p_g for the *final* generator: retrain D alone a little.
-    fit(gan, data, steps=args.calibration_steps, lr=args.lr / 10, seed=seed + 2,
-        train_generator=False, **common)  # fmt: skip
+    # DDLS needs d = log p_data - log p_g for the *final* generator: retrain D alone.
+    # No R1 here: the penalty pulls d away from the log density ratio that DDLS needs.
+    calibration = {**common, "r1_penalty": 0.0}
+    fit(gan, data, steps=args.calibration_steps, lr=args.calibration_lr, seed=seed + 2,
+        train_generator=False, **calibration)  # fmt: skip
     return gan, scale, time.perf_counter() - tic
 
 
@@ -157,14 +167,18 @@ def summarise(rows: list[dict], name: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", default=["ring", "grid"], choices=list(DATASETS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=6000, help="steps at --lr")
     parser.add_argument("--fine-steps", type=int, default=3000, help="steps at --lr / 10")
-    parser.add_argument("--calibration-steps", type=int, default=500)
+    parser.add_argument("--calibration-steps", type=int, default=2000)
+    parser.add_argument("--calibration-lr", type=float, default=1e-3)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--r1-penalty", type=float, default=0.1, help="R1 weight while G trains (0: none)"
+    )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--latent-dim", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=128)
@@ -176,7 +190,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 2000 + 1000 steps")
     parser.add_argument("--out", default=str(RESULTS_DIR / "gan_toy.json"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.steps, args.fine_steps = 2, 2000, 1000

@@ -133,6 +133,8 @@ def test_fit_validation():
         fit(gan, data, steps=1, batch_size=32, betas=(0.5, 1.5), progress=False)
     with pytest.raises(ValueError, match="lr"):
         fit(gan, data, steps=1, batch_size=32, lr=-1.0, progress=False)
+    with pytest.raises(ValueError, match="r1_penalty"):
+        fit(gan, data, steps=1, batch_size=32, r1_penalty=-1.0, progress=False)
 
 
 def test_fit_updates_every_parameter_and_is_reproducible():
@@ -206,6 +208,39 @@ def test_generator_learns_a_shifted_gaussian(loss):
     line = gan.generator.generator
     assert abs(float(line.bias.detach())) < 0.25 and abs(float(line.weight.detach()) - 1.0) < 0.3
     assert abs(history.last("value") + LOG4) < 0.05
+
+
+class _Constant(torch.nn.Module):
+    """The Dirac-GAN generator G(z) = theta, whatever z."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.tensor([value]))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.theta * torch.ones_like(z)
+
+
+@pytest.mark.parametrize("r1_penalty", [0.0, 1.0])
+def test_r1_penalty_makes_the_dirac_gan_converge(r1_penalty):
+    """Mescheder et al. (2018), Sec. 2: data at the point 0, G(z) = theta, d(x) = psi x.
+
+    The equilibrium is theta = psi = 0. Unregularised gradient play circles around it and
+    never settles; the R1 penalty (gamma / 2) psi^2 makes it locally convergent.
+    """
+    torch.manual_seed(0)
+    disc = torch.nn.Linear(1, 1, bias=False)
+    gan = GAN(ImplicitModel(_Constant(1.0), 1), disc)
+    history = fit(
+        gan, torch.zeros(64, 1), steps=1000, batch_size=64, lr=0.05, seed=0, progress=False,
+        r1_penalty=r1_penalty,
+    )  # fmt: skip
+    theta, psi = float(gan.generator.generator.theta.detach()), float(disc.weight.detach())
+    if r1_penalty == 0.0:
+        assert abs(theta) > 0.1 or abs(psi) > 0.1
+    else:
+        assert abs(theta) < 1e-3 and abs(psi) < 1e-3
+        assert abs(history.last("value") + LOG4) < 1e-3
 
 
 class _InterruptingDiscriminator(torch.nn.Module):

@@ -66,6 +66,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     gan.add_argument("--steps", type=int, default=4000, help="generator steps (default 4000)")
     gan.add_argument("--loss", choices=["nonsaturating", "minimax"], default="nonsaturating")
     gan.add_argument("--lr", type=float, default=2e-4)
+    gan.add_argument(
+        "--r1-penalty",
+        type=float,
+        default=None,
+        help="weight of the R1 penalty on the discriminator (default: the digits recipe's, "
+        "3; 0 disables it, and the game then collapses on binarized digits)",
+    )
     add_common_options(gan, "runs/gan")
     gan.set_defaults(handler=train_gan)
 
@@ -179,8 +186,11 @@ def train_gan(args: argparse.Namespace) -> int:
     from pyrogen.data import load_digits
     from pyrogen.gan import fit
     from pyrogen.metrics import digits_features, frechet_distance
-    from pyrogen.tour.models import digits_gan
+    from pyrogen.tour.models import DIGITS_GAN_FIT, digits_gan
 
+    recipe = dict(DIGITS_GAN_FIT)
+    if args.r1_penalty is not None:
+        recipe["r1_penalty"] = args.r1_penalty
     device = resolve_device(args.device)
     out = prepare_out_dir(args.out)
     train, test = (t.to(device) for t in load_digits(seed=args.seed))
@@ -195,6 +205,7 @@ def train_gan(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         progress=not args.no_progress,
+        **recipe,
     )
     train_time = time.perf_counter() - tic
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -207,6 +218,7 @@ def train_gan(args: argparse.Namespace) -> int:
         "latent_dim": args.latent_dim,
         "steps": args.steps,
         "loss": args.loss,
+        "r1_penalty": recipe["r1_penalty"],
         "interrupted": history.interrupted,
         "train_seconds": train_time,
         "frechet_digits_distance": fd,
