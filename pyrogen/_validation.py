@@ -89,9 +89,7 @@ def check_tensor(
     if x.dim() == 0:
         raise ValueError(f"{name} must have at least one dimension, got a scalar")
     if last_dim is not None and x.shape[-1] != last_dim:
-        raise ValueError(
-            f"{name} must have last dimension {last_dim}, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(x.shape)}")
     if not allow_empty and x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
     return x

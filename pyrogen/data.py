@@ -145,9 +145,7 @@ def load_idx(path: str | os.PathLike[str], normalize: bool = True) -> torch.Tens
     return torch.as_tensor(flat)
 
 
-def load_npz(
-    path: str | os.PathLike[str], key: str, normalize: bool = True
-) -> torch.Tensor:
+def load_npz(path: str | os.PathLike[str], key: str, normalize: bool = True) -> torch.Tensor:
     """Read array ``key`` from a ``.npz`` archive (e.g. ``mnist.npz`` with ``"x_train"``).
 
     Arrays of 3 or more dimensions are flattened to ``(n, features)`` as ``float32``

@@ -111,11 +111,24 @@ def test_fit_improves_likelihood_for_both_algorithms(algorithm, digits):
     torch.manual_seed(0)
     rbm = RBM(64, 8)
     before = float(rbm.log_prob(test).mean())
-    history = fit(rbm, train, algorithm=algorithm, k=2, epochs=4, seed=0, validation=test,
-                  progress=False, lr_schedule="constant")
+    history = fit(
+        rbm,
+        train,
+        algorithm=algorithm,
+        k=2,
+        epochs=4,
+        seed=0,
+        validation=test,
+        progress=False,
+        lr_schedule="constant",
+    )
     assert history["validation_log_likelihood"][-1] > before + 1.0
-    assert set(history.series) >= {"reconstruction_error", "pseudo_log_likelihood",
-                                   "validation_pseudo_log_likelihood", "epoch_time"}
+    assert set(history.series) >= {
+        "reconstruction_error",
+        "pseudo_log_likelihood",
+        "validation_pseudo_log_likelihood",
+        "epoch_time",
+    }
 
 
 def test_fit_gaussian_units_on_standardised_grey_digits():
