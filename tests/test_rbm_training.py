@@ -1,5 +1,6 @@
 """Training (CD/PCD) and annealed importance sampling on real digits, against exact answers."""
 
+import itertools
 import math
 
 import pytest
@@ -194,3 +195,33 @@ def test_fit_stops_cleanly_on_interrupt(digits, monkeypatch):
     history = fit(RBM(64, 4), train[:100], epochs=10, progress=False)
     assert history.interrupted and len(history) == 2
     assert torch.is_grad_enabled()
+
+
+def test_callback_sees_every_update_and_can_stop_training(digits):
+    train, _ = digits
+    calls = []
+
+    def watch(step, rbm, wall_time):
+        calls.append((step, wall_time, float(rbm.weight.detach().abs().sum())))
+        return step == 20  # stop after the 20th update, inside the second epoch
+
+    torch.manual_seed(0)
+    history = fit(RBM(64, 4), train[:1000], epochs=5, seed=0, progress=False, callback=watch)
+    # Default CD batch of 100: 10 updates per epoch, so training stops at the end of epoch 2.
+    assert [c[0] for c in calls] == list(range(1, 21))
+    walls = [c[1] for c in calls]
+    assert all(b >= a for a, b in itertools.pairwise(walls)) and walls[0] > 0
+    assert walls[-1] <= history.last("wall_time") + 1e-9
+    assert calls[0][2] != calls[-1][2]  # the callback sees the parameters as they train
+    assert len(history) == 2 and not history.interrupted
+
+
+def test_per_algorithm_defaults_are_used(digits):
+    train, _ = digits
+    seen = {}
+    for algorithm in ("cd", "pcd"):
+        steps = []
+        fit(RBM(64, 4), train[:200], algorithm=algorithm, epochs=1, seed=0, progress=False,
+            callback=lambda step, rbm, wall, steps=steps: steps.append(step))  # fmt: skip
+        seen[algorithm] = len(steps)
+    assert seen == {"cd": 2, "pcd": 10}  # batches of 100 and of 20
