@@ -45,9 +45,12 @@ with warnings.catch_warnings():
 import xarray as xr
 
 __all__ = [
+    "array_statistic",
     "flatten_components",
+    "is_inference_data",
     "load",
     "plot_diagnostics",
+    "sample_stats_arrays",
     "save",
     "summarize",
     "to_inference_data",
@@ -241,6 +244,33 @@ def _pyro_log_likelihood(
         n: _to_numpy(v.detach(), n).reshape((num_chains, num_draws, *v.shape[1:]))
         for n, v in per_site.items()
     }
+
+
+def is_inference_data(obj: Any) -> bool:
+    """Whether ``obj`` is ArviZ's container (``InferenceData`` on 0.x, DataTree on 1.x)."""
+    return _az_is_idata(obj)
+
+
+def sample_stats_arrays(idata: Any) -> dict[str, np.ndarray]:
+    """Every variable of ``idata``'s ``sample_stats`` group (any dims), or ``{}``."""
+    if not _az_is_idata(idata):
+        return {}
+    dataset = _az_dataset(idata, "sample_stats")
+    if dataset is None:
+        return {}
+    return {str(name): variable.values for name, variable in dataset.data_vars.items()}
+
+
+def array_statistic(draws: np.ndarray, what: str, prob: float | None = None) -> np.ndarray:
+    """One ArviZ statistic of ``(chain, draw, K)`` draws, shape ``(K,)`` (``(K, 2)`` for
+    ``"hdi"``). ``what``: ``"r_hat"``, ``"ess_bulk"``, ``"ess_tail"``, ``"mcse_mean"``,
+    ``"mcse_sd"`` or ``"hdi"`` (with ``prob``)."""
+    draws = np.asarray(draws, dtype=np.float64)
+    if draws.ndim != 3:
+        raise ValueError(f"draws must have shape (chain, draw, K), got {draws.shape}")
+    if what not in ("r_hat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd", "hdi"):
+        raise ValueError(f"unknown statistic {what!r}")
+    return _az_stat(draws, what, prob)
 
 
 def wall_time_of(idata: InferenceData) -> float | None:
