@@ -104,6 +104,16 @@ def _acceptance_from(source: Any) -> float | None:
     return None
 
 
+def _failing(value: float, fails: Any) -> str:
+    """``value`` to 3 significant digits, or more where 3 would round it onto the passing
+    side (R-hat 1.0146 must not read "1.01", ESS 99.96 must not read "100")."""
+    for digits in range(3, 8):
+        text = f"{value:.{digits}g}"
+        if fails(float(text)):
+            return text
+    return repr(value)
+
+
 def check_convergence(
     source: Any,
     quantity: str,
@@ -162,11 +172,11 @@ def check_convergence(
         acceptance = _acceptance_from(source)
     problems = []
     if varying and not max_r_hat <= r_hat_max:
-        problems.append(f"R-hat {max_r_hat:.3g}")
+        problems.append(f"R-hat {_failing(max_r_hat, lambda x: x > r_hat_max)}")
     if varying and not min_ess >= ess_min:
-        problems.append(f"bulk ESS {min_ess:.3g}")
+        problems.append(f"bulk ESS {_failing(min_ess, lambda x: x < ess_min)}")
     if acceptance is not None and not acceptance >= accept_min:
-        problems.append(f"acceptance {acceptance:.3g}")
+        problems.append(f"acceptance {_failing(acceptance, lambda x: x < accept_min)}")
     rel = Reliability(quantity, max_r_hat, min_ess, acceptance, tuple(problems))
     if warn and problems:
         warn_unreliable(

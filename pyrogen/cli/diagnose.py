@@ -1,4 +1,10 @@
-"""``pyrogen diagnose PATH``: ArviZ summary and plots of chains saved as netCDF."""
+"""``pyrogen diagnose PATH``: ArviZ summary and plots of chains saved as netCDF.
+
+The last lines say whether the chains pass the reliability thresholds of
+:func:`pyrogen.convergence.check_convergence` (max R-hat <= 1.01, min bulk ESS >= 100, mean
+acceptance >= 5% when recorded); when they do not, a :class:`~pyrogen.ConvergenceWarning`
+goes to stderr as well and the output says the chains are not a posterior estimate.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from pyrogen.cli._common import CLIError, prepare_out_dir
+from pyrogen.convergence import ACCEPT_MIN, ESS_MIN, R_HAT_MAX, check_convergence
 
 __all__ = ["register"]
 
@@ -15,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "diagnose",
         help="summarise and plot saved chains (netCDF)",
         description="Print R-hat, bulk/tail ESS, MCSE and ESS per second of chains saved as "
-        "netCDF by any pyrogen command (or arviz), and write trace/rank/autocorrelation plots.",
+        "netCDF by any pyrogen command (or arviz), say whether they pass the convergence "
+        "thresholds (max R-hat <= 1.01, min bulk ESS >= 100, mean acceptance >= 5%), and "
+        "write trace/rank/autocorrelation plots.",
         epilog="Example: pyrogen diagnose runs/sample/chains.nc --var v --out runs/diag",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -53,6 +62,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"... {len(table) - args.max_rows} more rows in summary.csv")
     worst = diagnostics.worst_case(table)
     print(", ".join(f"{k} {v:.4g}" for k, v in worst.items()))
+    names = ", ".join(args.var) if args.var else "all variables"
+    reliability = check_convergence(idata, f"chains in {path.name} ({names})", var_names=args.var)
+    thresholds = (
+        f"max R-hat <= {R_HAT_MAX}, min bulk ESS >= {ESS_MIN:g}, mean acceptance >= {ACCEPT_MIN:g}"
+    )
+    if reliability.converged:
+        measured = (
+            f"max R-hat {reliability.max_r_hat:.4g}, min bulk ESS {reliability.min_ess_bulk:.4g}"
+        )
+        if reliability.acceptance is not None:
+            measured += f", mean acceptance {reliability.acceptance:.3g}"
+        print(f"convergence: PASS, {measured} (thresholds: {thresholds})")
+    else:
+        print(f"convergence: FAIL, {reliability.label} (thresholds: {thresholds})")
+        print(
+            "these chains are not a reliable posterior estimate: run longer chains or use a "
+            "better-mixing sampler"
+        )
     table.to_csv(out / "summary.csv")
     diagnostics.plot_diagnostics(idata, out / "diagnostics.png", var_names=args.var)
     print(f"wrote {out / 'summary.csv'} and {out / 'diagnostics.png'}")

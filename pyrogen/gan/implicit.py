@@ -227,7 +227,7 @@ class ImplicitModel(nn.Module):
         Example:
             >>> g = ImplicitModel(torch.nn.Linear(2, 4), latent_dim=2)
             >>> model = g.condition(lambda x: x[..., :2], torch.zeros(2), noise_scale=0.1)
-            >>> kernel = pyro.infer.NUTS(model)  # or pyrogen's MALA
+            >>> kernel = pyro.infer.NUTS(model)  # or pyrogen.gan.latent_posterior(g, model)
         """
         if not callable(forward):
             raise TypeError(f"forward must be callable, got {type(forward).__name__}")

@@ -46,9 +46,9 @@ def discriminator_energy(gan: GAN) -> Callable[[], torch.Tensor]:
     The model has the latent site ``"z"`` (prior :meth:`ImplicitModel.prior`), the
     deterministic site ``"x"`` = :math:`G(z)` and the factor ``"discriminator"`` adding
     :math:`d(G(z))`, so its log joint is exactly :math:`-E(z)` (module docstring). Sample it
-    with pyrogen's vectorised MALA (many short chains from the prior, each chain's final
-    ``z`` pushed through the generator) or with ``pyro.infer.NUTS``; the networks are held
-    fixed (not registered with the param store).
+    with :func:`pyrogen.gan.latent_posterior` (pyrogen's vectorised MALA, many chains, each
+    chain's final ``G(z)`` in ``images[:, -1]``, its reliability checked) or with
+    ``pyro.infer.NUTS``; the networks are held fixed (not registered with the param store).
 
     Example:
         >>> from pyrogen.gan import GAN, ImplicitModel, mlp_discriminator, mlp_generator

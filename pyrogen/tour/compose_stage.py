@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import time
-import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
 
+from pyrogen.convergence import check_convergence
 from pyrogen.infer import BlockGibbs, MetropolisHastings, sample
 from pyrogen.rbm import RBM
+from pyrogen.tour.config import TourConfig
 from pyrogen.tour.context import TourContext
 from pyrogen.tour.figures import image_rows
+from pyrogen.tour.reliability import combine, describe, warn_combined
+from pyrogen.tour.report import Estimate, Report
 
-__all__ = ["run_compose", "denoising_model"]
+__all__ = ["denoising_model", "report_compose", "run_compose"]
 
 NOISE = 0.5
 
@@ -33,20 +39,22 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
         noisy = truth + NOISE * torch.randn(
             truth.shape, generator=ctx.generator(7), device=ctx.device, dtype=truth.dtype
         )
-        mh_means, gibbs_means = [], []
+        mh_means, gibbs_means, mh_parts, gibbs_parts = [], [], [], []
         tic = time.perf_counter()
         for i in range(k):
             kernel = MetropolisHastings(denoising_model, model_args=(rbm, noisy[i]))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                idata = sample(
-                    kernel,
-                    num_chains=cfg.denoise_chains,
-                    num_samples=cfg.denoise_steps,
-                    warmup_steps=cfg.denoise_steps // 2,
-                    seed=ctx.seed + i,
-                    progress=False,
-                )
+            idata = sample(
+                kernel,
+                num_chains=cfg.denoise_chains,
+                num_samples=cfg.denoise_steps,
+                warmup_steps=cfg.denoise_steps // 2,
+                seed=ctx.seed + i,
+                progress=False,
+            )
+            # Quietly per image; one warning per reported number below.
+            mh_parts.append(
+                check_convergence(idata, f"MH denoising, image {i}", var_names=["v"], warn=False)
+            )
             draws = torch.as_tensor(idata.posterior["v"].values)
             mh_means.append(draws.reshape(-1, 64).double().mean(0))
         m["mh_seconds"] = time.perf_counter() - tic
@@ -63,9 +71,22 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
                 seed=ctx.seed + i,
                 progress=False,
             )
+            gibbs_parts.append(
+                check_convergence(
+                    idata, f"block-Gibbs denoising, image {i}", var_names=["v"], warn=False
+                )
+            )
             draws = torch.as_tensor(idata.posterior["v"].values)
             gibbs_means.append(draws.reshape(-1, 64).double().mean(0))
         m["block_gibbs_seconds"] = time.perf_counter() - tic
+        m["mh_reliability"] = combine(mh_parts, "denoising posterior mean by MH (chains of v)")
+        m["block_gibbs_reliability"] = combine(
+            gibbs_parts, "denoising posterior mean by block Gibbs (chains of v)"
+        )
+        m["mh_reliability_per_image"] = [p.as_dict() for p in mh_parts]
+        m["block_gibbs_reliability_per_image"] = [p.as_dict() for p in gibbs_parts]
+        warn_combined(m["mh_reliability"], stacklevel=1)
+        warn_combined(m["block_gibbs_reliability"], stacklevel=1)
         mh = torch.stack(mh_means).to(truth)
         gibbs = torch.stack(gibbs_means).to(truth)
         m["pixel_error_noisy_threshold"] = float(((noisy > 0.5).to(truth) != truth).float().mean())
@@ -83,11 +104,23 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
             ],
             ctx.figures / "rbm_denoising.png",
         )
+        mh_error = Estimate(m["pixel_error_posterior_mh"], m["mh_reliability"])
         m["summary"] = (
             f"pixel error {m['pixel_error_noisy_threshold']:.3f} (threshold) -> "
-            f"{m['pixel_error_posterior_mh']:.3f} (posterior under the RBM prior)"
+            f"{mh_error:.3f} (posterior under the RBM prior)"
         )
-    section = ctx.report.section("Composing models: an RBM prior inside a Pyro model")
+    report_compose(ctx.report, m, cfg, ctx.figures)
+
+
+def report_compose(report: Report, m: Mapping[str, Any], cfg: TourConfig, figures: Path) -> None:
+    """The composition section, from the stage's metrics ``m``; unconverged numbers marked."""
+    k = cfg.denoise_images
+    mh_error = Estimate(m["pixel_error_posterior_mh"], m["mh_reliability"])
+    difference = Estimate(
+        m["max_marginal_difference_mh_vs_block_gibbs"],
+        combine([m["mh_reliability"], m["block_gibbs_reliability"]], "MH vs block Gibbs"),
+    )
+    section = report.section("Composing models: an RBM prior inside a Pyro model")
     section.text(
         f"`rbm.model()` is an ordinary Pyro sample site whose density is the RBM's, so it can be "
         f"a prior: `v = rbm.model(); pyro.sample('y', Normal(v, {NOISE}).to_event(1), obs=y)`. "
@@ -95,9 +128,18 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
         f"Metropolis-Hastings kernel (single-bit flips, {cfg.denoise_chains} vectorised chains) "
         "samples the posterior over the clean image. Because this evidence factorises over "
         "pixels, block Gibbs with shifted visible biases samples the same posterior exactly: "
-        "the two posterior means differ by at most "
-        f"{m['max_marginal_difference_mh_vs_block_gibbs']:.3f} per pixel. Pixel error: "
+        f"the two posterior means differ by at most {difference:.3f} per pixel (chains of v: "
+        f"MH {describe(m['mh_reliability'])}; block Gibbs "
+        f"{describe(m['block_gibbs_reliability'])}). Pixel error: "
         f"{m['pixel_error_noisy_threshold']:.3f} by thresholding y at 1/2, "
-        f"{m['pixel_error_posterior_mh']:.3f} from the posterior."
+        f"{mh_error:.3f} from the posterior."
     )
-    section.figure(ctx.figures / "rbm_denoising.png", "Noisy input, posterior means, truth.")
+    marks = [
+        f"{name}: {r['label']}"
+        for name, r in (("MH", m["mh_reliability"]), ("block Gibbs", m["block_gibbs_reliability"]))
+        if not r["converged"]
+    ]
+    caption = "Noisy input, posterior means, truth."
+    if marks:
+        caption += f" Posterior means {'; '.join(marks)}."
+    section.figure(figures / "rbm_denoising.png", caption)

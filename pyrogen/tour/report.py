@@ -4,6 +4,11 @@ A :class:`Report` is a list of sections; each section holds paragraphs, tables (
 row dicts) and figures (PNG files). ``write`` renders ``report.md`` with relative image links
 and ``report.html`` with the images embedded as base64 data URIs, so the HTML file can be
 mailed or opened anywhere on its own.
+
+A number computed from MCMC chains enters a table or a paragraph as an :class:`Estimate`
+carrying its reliability (``Reliability.as_dict()``): when the chains failed the convergence
+check, it renders as ``"not converged: R-hat 2.67 (unreliable: 12.3)"``, never as a bare
+result.
 """
 
 from __future__ import annotations
@@ -12,17 +17,23 @@ import base64
 import html
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyrogen.convergence import Reliability
 from pyrogen.io import atomic_write_bytes
+from pyrogen.tour.reliability import as_mapping
 
-__all__ = ["Figure", "Report", "Section", "Table", "format_value"]
+__all__ = ["Estimate", "Figure", "Report", "Section", "Table", "format_value"]
 
 
 def format_value(value: Any) -> str:
-    """Numbers to 4 significant digits, NaN/None as an em dash, everything else as str."""
+    """Numbers to 4 significant digits, NaN/None as an em dash, :class:`Estimate` with its
+    reliability, everything else as str."""
+    if isinstance(value, Estimate):
+        return format(value)
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -34,6 +45,44 @@ def format_value(value: Any) -> str:
             return f"{value:.3e}"
         return f"{value:.4g}"
     return str(value)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number from MCMC chains and the reliability of those chains, for rendering.
+
+    ``format(estimate, spec)`` (also in f-strings and table cells) gives the number
+    formatted by ``spec`` (:func:`format_value` when ``spec`` is empty) when the chains
+    converged, and otherwise the reliability's label with the number demoted after it:
+    ``"not converged: R-hat 2.67, bulk ESS 12 (unreliable: 12.34)"``.
+
+    Args:
+        value: the number.
+        reliability: :class:`~pyrogen.convergence.Reliability`, its ``as_dict()`` or a dict
+            of :func:`pyrogen.tour.reliability.combine`.
+        unit: appended to the number (``" dB"``).
+    """
+
+    value: Any
+    reliability: Reliability | Mapping[str, Any]
+    unit: str = ""
+
+    @property
+    def converged(self) -> bool:
+        return bool(as_mapping(self.reliability)["converged"])
+
+    @property
+    def label(self) -> str:
+        return str(as_mapping(self.reliability)["label"])
+
+    def __format__(self, spec: str) -> str:
+        finite = isinstance(self.value, (int, float)) and math.isfinite(self.value)
+        number = format(self.value, spec) if spec and finite else format_value(self.value)
+        number += self.unit
+        return number if self.converged else f"{self.label} (unreliable: {number})"
+
+    def __str__(self) -> str:
+        return format(self, "")
 
 
 @dataclass

@@ -8,7 +8,9 @@ Given an image with observed pixels :math:`x_o` and hidden pixels :math:`x_h` (`
 
 Every method returns draws of :math:`z` and the Rao-Blackwellised predictive mean
 :math:`E[x_h \mid x_o] \approx \frac1S \sum_s E[x_h \mid z_s]` (per-pixel probabilities for
-the Bernoulli decoder).
+the Bernoulli decoder), with its reliability: the chains of :math:`z` that the mean averages
+over must pass :func:`pyrogen.convergence.check_convergence` (R-hat, bulk ESS, acceptance),
+or a :class:`~pyrogen.ConvergenceWarning` is emitted and ``result.reliability`` says why.
 
 * ``"mwg"``: Metropolis-within-Gibbs on :math:`(z, x_h)` (Mattei & Frellsen 2018, alg. 1).
   Given the completed image :math:`\tilde x = (x_o, x_h)`, propose
@@ -52,6 +54,7 @@ from pyrogen._validation import (
     check_positive_int,
     check_tensor,
 )
+from pyrogen.convergence import Reliability, check_convergence
 from pyrogen.diagnostics import to_inference_data
 from pyrogen.vae.model import VAE
 from pyrogen.vae.training import seeded
@@ -74,11 +77,19 @@ class InpaintResult(NamedTuple):
         idata: ArviZ ``InferenceData`` with variable ``"z"`` (same layout), for R-hat/ESS;
             ``idata.posterior.attrs`` holds ``method``, ``wall_time`` and ``accept_rate``
             (mean MH acceptance probability; for NUTS, Pyro's "acceptance rate" diagnostic).
+        reliability: :class:`~pyrogen.convergence.Reliability` of ``imputed``: the worst
+            split R-hat and bulk ESS over the components of ``samples`` (every image and
+            latent coordinate) and the mean acceptance. When ``reliability.converged`` is
+            false, :func:`inpaint` has emitted a :class:`~pyrogen.ConvergenceWarning` and
+            ``imputed`` is not a result (``reliability.label`` says why, for reports).
+            ``"pseudo_gibbs"`` accepts every move, so passing says its chains mixed, not that
+            their (approximate) stationary law is the posterior.
     """
 
     imputed: torch.Tensor
     samples: torch.Tensor
     idata: Any
+    reliability: Reliability
 
 
 class _ChainState(NamedTuple):
@@ -280,15 +291,21 @@ def inpaint(
         seed: seeds every draw; the global RNG is left untouched. ``None``: a fresh seed.
 
     Returns:
-        :class:`InpaintResult` ``(imputed, samples, idata)``.
+        :class:`InpaintResult` ``(imputed, samples, idata, reliability)``.
+
+    Warns:
+        ConvergenceWarning: once, when the chains of ``z`` fail a threshold of
+            :func:`pyrogen.convergence.check_convergence` (max R-hat > 1.01, min bulk ESS
+            < 100, or mean acceptance < 5%); ``result.reliability`` holds the numbers.
 
     Example:
         >>> vae = VAE(64, 8)
         >>> x = torch.bernoulli(torch.full((3, 64), 0.3))
         >>> mask = torch.arange(64) < 32  # top half observed
+        >>> # 20 draws per chain are far too few: this warns (ConvergenceWarning).
         >>> result = inpaint(vae, x, mask.expand(3, 64), num_samples=20, warmup_steps=10)
-        >>> tuple(result.samples.shape)
-        (4, 20, 3, 8)
+        >>> tuple(result.samples.shape), result.reliability.converged
+        ((4, 20, 3, 8), False)
     """
     method = check_choice(method, "method", ("mwg", "nuts", "pseudo_gibbs"))
     check_positive_int(num_samples, "num_samples")
@@ -324,7 +341,15 @@ def inpaint(
     idata = to_inference_data({"z": samples}, wall_time=wall_time)
     idata.posterior.attrs["method"] = method
     idata.posterior.attrs["accept_rate"] = accept_rate
-    return InpaintResult(imputed, samples, idata)
+    # imputed is a function of z averaged over the draws: the chains of z are what it rests
+    # on (every hidden pixel's predictive mean is E[f(z)] for a smooth f).
+    reliability = check_convergence(
+        {"z": samples},
+        f"inpainted pixels ({method}; chains of z)",
+        acceptance=accept_rate if math.isfinite(accept_rate) else None,
+        stacklevel=2,
+    )
+    return InpaintResult(imputed, samples, idata, reliability)
 
 
 def marginal_impute(data: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
