@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from pyrogen import diagnostics
+from pyrogen.infer.adaptation import adaptation_steps
 from pyrogen.infer.base import VectorizedKernel
 from pyrogen.infer.vectorized import sample
 
@@ -93,7 +94,11 @@ def test_every_draw_is_the_right_step(warmup_steps, num_samples, thin):
     np.testing.assert_array_equal(
         idata.posterior["block"].values, expected[None, :, None, None] * np.ones((3, 1, 2, 3))
     )
-    assert kernel.warmup_flags == [True] * warmup_steps + [False] * num_samples
+    # Adaptation (warmup=True) stops for the final fifth of warm-up.
+    adapting = adaptation_steps(warmup_steps)
+    assert kernel.warmup_flags == [True] * adapting + [False] * (
+        warmup_steps - adapting + num_samples
+    )
     # accept_prob of the kept draws, and the mean over *all* post-warmup steps.
     np.testing.assert_array_equal(idata.sample_stats["accept_prob"].values[0], expected % 2 == 0)
     post = warmup_steps + np.arange(1, num_samples + 1)

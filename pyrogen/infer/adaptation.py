@@ -15,6 +15,14 @@ larger than the initial guess first), and the paper's constants :math:`\gamma = 
 :math:`\epsilon_t`; after it with the averaged :math:`\bar\epsilon`, which is far less noisy.
 Warmup is signalled per step (``warmup=True``), because ``pyro.infer.MCMC`` never calls
 ``end_warmup``.
+
+Adaptation stops before warm-up ends: the drivers (:func:`pyrogen.infer.sample` and the
+``pyro.infer.MCMC`` adapter) pass ``warmup=True`` only for the first
+:func:`adaptation_steps` warm-up steps and move with the frozen :math:`\bar\epsilon` for the
+final fifth. A step size adapted per chain depends on where that chain has been, so a chain
+that moved with it until the last warm-up step is not yet distributed as the target (the
+first draws after warm-up have too small a variance); a final window with a fixed step size
+lets every chain relax under one fixed, target-invariant kernel before the first draw.
 """
 
 from __future__ import annotations
@@ -24,7 +32,17 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["DualAveragingState", "dual_averaging_init", "dual_averaging_update", "step_size"]
+__all__ = [
+    "DualAveragingState",
+    "FIXED_WINDOW_FRACTION",
+    "adaptation_steps",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "step_size",
+]
+
+#: Fraction of the warm-up steps, at its end, that move with the frozen step size.
+FIXED_WINDOW_FRACTION = 0.2
 
 # Constants recommended by Hoffman & Gelman (2014) and used by Stan, Pyro and NumPyro.
 _GAMMA = 0.05  # shrinkage towards mu: larger = more cautious exploration of step sizes
@@ -40,6 +58,17 @@ class DualAveragingState(NamedTuple):
     error_avg: torch.Tensor  # H-bar_t: running mean of (target - accept_prob)
     mu: torch.Tensor  # log(10 eps_0)
     count: int  # t, number of updates so far (shared by all chains)
+
+
+def adaptation_steps(warmup_steps: int) -> int:
+    """How many of the first ``warmup_steps`` steps adapt; the remaining
+    ``floor(0.2 * warmup_steps)`` move with the frozen step size.
+
+    Example:
+        >>> adaptation_steps(100), adaptation_steps(4), adaptation_steps(0)
+        (80, 4, 0)
+    """
+    return warmup_steps - int(FIXED_WINDOW_FRACTION * warmup_steps)
 
 
 def dual_averaging_init(initial_step_size: torch.Tensor) -> DualAveragingState:

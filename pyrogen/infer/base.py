@@ -27,7 +27,9 @@ class VectorizedKernel(Protocol):
       names to tensors of shape ``(num_chains, *site_shape)`` (or ``site_shape``, broadcast).
     * ``step_chains(state, generator=..., warmup=False)`` returns ``(state, info)``; ``info``
       holds at least ``"accept_prob"`` with shape ``(num_chains,)`` (ones for Gibbs).
-      Kernels that adapt (step sizes) do so only when ``warmup`` is true.
+      Kernels that adapt (step sizes) do so only when ``warmup`` is true, and move with
+      their final (averaged) step size when it is false. Drivers pass ``warmup=True`` for
+      the adapting part of warm-up only, not for its final fixed-step window.
     * ``chain_values(state)`` maps each sampled site to its value, shape
       ``(num_chains, *site_shape)``.
     * ``device`` is where the chains live.

@@ -5,7 +5,9 @@ A subclass supplies the batched core (``init_chains``/``step_chains``/``chain_va
 from the model arguments). This class runs that core with one chain under Pyro's driver and
 handles the driver's traps:
 
-* ``MCMC`` never calls ``end_warmup``: steps are counted against ``warmup_steps`` here.
+* ``MCMC`` never calls ``end_warmup``: steps are counted against ``warmup_steps`` here, and
+  ``step_chains`` gets ``warmup=True`` (adapt) only for the first
+  :func:`~pyrogen.infer.adaptation.adaptation_steps` of them.
 * ``MCMC`` re-uses one kernel object for sequential chains: ``setup`` rebuilds all state, and
   ``cleanup`` forgets initial parameters so the next chain draws its own.
 * ``logging()`` is JSON-serialised every step: it returns strings only.
@@ -34,6 +36,7 @@ import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from pyrogen._validation import check_positive_int
+from pyrogen.infer.adaptation import adaptation_steps
 
 __all__ = ["ChainKernel", "new_generator"]
 
@@ -65,6 +68,7 @@ class ChainKernel(MCMCKernel):
         self._state: Any = None
         self._generator: torch.Generator | None = None
         self._warmup_steps = 0
+        self._last_info: dict[str, torch.Tensor] = {}
         self._reset_statistics()
 
     # ------------------------------------------------------------ for subclasses
@@ -136,14 +140,23 @@ class ChainKernel(MCMCKernel):
         if self._state is None:
             raise RuntimeError("call setup() (pyro.infer.MCMC does) before sample()")
         warmup = self._t < self._warmup_steps
+        # Adaptation stops before warm-up ends (pyrogen.infer.adaptation.adaptation_steps).
+        adapt = self._t < adaptation_steps(self._warmup_steps)
         self._state, info = self.step_chains(
             self._state,
             generator=self._generator,
-            warmup=warmup,  # type: ignore[arg-type]
+            warmup=adapt,  # type: ignore[arg-type]
         )
         self._t += 1
+        self._last_info = info
         self._record(info, warmup)
         return self._pyro_params()
+
+    @property
+    def last_info(self) -> dict[str, torch.Tensor]:
+        """The ``info`` of the last transition (``accept_prob``, ``step_size``, ... of shape
+        ``(1,)``): read it from ``MCMC(..., hook_fn=...)`` to follow a run step by step."""
+        return dict(self._last_info)
 
     def _record(self, info: dict[str, torch.Tensor], warmup: bool) -> None:
         if "accepted" in info:

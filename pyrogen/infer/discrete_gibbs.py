@@ -7,8 +7,9 @@ full conditional, computed from the model's log joint at every value of the coor
           \frac{p(x_{-d}, x_d = j)}{\sum_{i < k_d} p(x_{-d}, x_d = i)}
           = \operatorname{softmax}_j \log p(x_{-d}, x_d = j).
 
-All :math:`k_d` values of every chain's coordinate go through the model as one batch of shape
-``(K, C)`` (``K = max k_d``; padding values get probability 0). A step is a sweep of ``D``
+All :math:`k_d` values of the coordinate go through the model as one batch; chains updating
+coordinates of different cardinalities are evaluated in one batch per cardinality, so a sweep
+costs :math:`\sum_d k_d` evaluations per chain. A step is a sweep of ``D``
 coordinate updates: in order :math:`1..D` (``scan="systematic"``; invariant, not reversible)
 or ``D`` coordinates drawn uniformly with replacement, independently per chain
 (``scan="random"``; each update, hence the sweep, is reversible). References: Geman & Geman
@@ -25,6 +26,7 @@ import torch
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.chain_kernel import ChainKernel
 from pyrogen.infer.pyro_target import PyroTarget
+from pyrogen.infer.site_layout import SiteLayout
 
 __all__ = [
     "DiscreteGibbs",
@@ -33,7 +35,12 @@ __all__ = [
     "gibbs_update",
     "scan_order",
     "discrete_gibbs_sweep",
+    "initial_discrete_state",
+    "MAX_INIT_ATTEMPTS",
 ]
+
+#: Random restarts tried for chains that start where the density is zero.
+MAX_INIT_ATTEMPTS = 100
 
 #: ``log_joint_fn(discrete)``: value indices ``(K, C, D)`` -> log joint ``(K, C)``.
 LogJointFn = Callable[[torch.Tensor], torch.Tensor]
@@ -52,20 +59,47 @@ def coordinate_log_conditional(
     cardinalities: torch.Tensor,
 ) -> torch.Tensor:
     r"""Full conditional :math:`\log P(x_d = j | x_{-d})` of chain ``c``'s coordinate
-    ``d = coordinate[c]``, for ``j < K``; shape ``(C, K)``, ``-inf`` for ``j >= k_d``.
+    ``d = coordinate[c]``, for ``j < K = max_d k_d``; shape ``(C, K)``, ``-inf`` for
+    ``j >= k_d``.
 
     ``discrete`` ``(C, D)``: current value indices; ``coordinate`` ``(C,)``;
-    ``cardinalities`` ``(D,)``. One call of ``log_joint_fn`` on ``(K, C, D)`` candidates.
+    ``cardinalities`` ``(D,)``. Chains are grouped by the cardinality :math:`k` of the
+    coordinate they update, and each group is one call of ``log_joint_fn`` on its
+    ``(k, C_k, D)`` candidates, so a sweep evaluates :math:`\sum_d k_d` states per chain
+    (not :math:`D \max_d k_d`). ``log_joint_fn`` must therefore accept any subset of the
+    chains. A chain whose conditional is ``-inf`` (or NaN) at every value gets a row of NaN:
+    :func:`gibbs_update` turns that into an error naming the coordinate.
+
+    Example (two bits and a three-valued coordinate; independent uniform prior):
+        >>> fn = lambda d: torch.zeros(d.shape[:-1])
+        >>> cond = coordinate_log_conditional(
+        ...     torch.zeros(1, 3, dtype=torch.long), torch.tensor([2]), fn,
+        ...     torch.tensor([2, 2, 3]))
+        >>> cond.exp()
+        tensor([[0.3333, 0.3333, 0.3333]])
     """
     num_chains, num_coords = discrete.shape
     k = cardinalities[coordinate]  # (C,)
-    values = torch.arange(int(cardinalities.max()), device=discrete.device).unsqueeze(-1)
-    candidates = discrete.unsqueeze(0).expand(values.shape[0], num_chains, num_coords).clone()
-    # Padding values (j >= k_d) are evaluated at a valid value and then masked out.
-    column = torch.minimum(values, k - 1).unsqueeze(-1)  # (K, C, 1)
-    candidates.scatter_(2, coordinate.expand(values.shape[0], num_chains).unsqueeze(-1), column)
-    logits = log_joint_fn(candidates).masked_fill(values >= k, -torch.inf)
-    return torch.log_softmax(logits.T, dim=-1)
+    groups = sorted(set(k.tolist()))  # (torch.unique can deadlock in forked workers)
+    logits: torch.Tensor | None = None
+    for card in groups:
+        if len(groups) == 1:
+            rows, sub, coord = slice(None), discrete, coordinate
+        else:
+            rows = (k == card).nonzero().squeeze(-1)
+            sub, coord = discrete[rows], coordinate[rows]
+        n = sub.shape[0]
+        values = torch.arange(card, device=discrete.device).unsqueeze(-1)  # (k, 1)
+        candidates = sub.unsqueeze(0).expand(card, n, num_coords).clone()
+        column = values.expand(card, n).unsqueeze(-1)
+        candidates.scatter_(2, coord.expand(card, n).unsqueeze(-1), column)
+        out = log_joint_fn(candidates).T  # (C_k, k)
+        if logits is None:
+            width = int(cardinalities.max())
+            logits = out.new_full((num_chains, width), -torch.inf)
+        logits[rows, :card] = out
+    assert logits is not None
+    return torch.log_softmax(logits, dim=-1)
 
 
 def gibbs_update(
@@ -74,11 +108,26 @@ def gibbs_update(
     log_joint_fn: LogJointFn,
     cardinalities: torch.Tensor,
     generator: torch.Generator,
+    coordinate_names: Sequence[str] | None = None,
 ) -> torch.Tensor:
     """Redraw coordinate ``coordinate[c]`` of every chain ``c`` from its full conditional;
-    returns the new ``(C, D)`` value indices."""
+    returns the new ``(C, D)`` value indices.
+
+    Raises ``ValueError`` naming the coordinate (``coordinate_names[d]`` when given) when a
+    chain's conditional has no value with finite density."""
     with torch.no_grad():
         log_p = coordinate_log_conditional(discrete, coordinate, log_joint_fn, cardinalities)
+        bad = ~torch.isfinite(log_p).any(-1) | torch.isnan(log_p).any(-1)
+        if bool(bad.any()):
+            chain = int(bad.nonzero()[0, 0])
+            d = int(coordinate[chain])
+            name = coordinate_names[d] if coordinate_names is not None else f"coordinate {d}"
+            raise ValueError(
+                f"the full conditional of discrete site {name} is -inf (or NaN) at every value "
+                f"in chain {chain}: the model has zero density whatever that site's value, given "
+                "the other sites. Start the chains inside the support (initial_params) or check "
+                "the model's constraints"
+            )
         new = torch.multinomial(log_p.exp(), 1, generator=generator)
     return discrete.scatter(1, coordinate.unsqueeze(-1), new)
 
@@ -105,13 +154,55 @@ def discrete_gibbs_sweep(
     cardinalities: torch.Tensor,
     generator: torch.Generator,
     scan: str = "random",
+    coordinate_names: Sequence[str] | None = None,
 ) -> DiscreteGibbsState:
     """One sweep of ``D`` single-coordinate Gibbs updates of every chain (pure)."""
     discrete = state.discrete
     num_chains, num_coords = discrete.shape
     for coordinate in scan_order(num_chains, num_coords, scan, generator, discrete.device):
-        discrete = gibbs_update(discrete, coordinate, log_joint_fn, cardinalities, generator)
+        discrete = gibbs_update(
+            discrete, coordinate, log_joint_fn, cardinalities, generator, coordinate_names
+        )
     return DiscreteGibbsState(discrete)
+
+
+def initial_discrete_state(
+    target: SiteLayout,
+    num_chains: int,
+    log_joint_fn: LogJointFn,
+    generator: torch.Generator,
+    given: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Starting value indices ``(C, D)`` where ``log_joint_fn`` is finite.
+
+    ``given`` (value indices from ``initial_params``) is used as it is and must have finite
+    density; otherwise each coordinate starts uniformly at random over its values and chains
+    that land where the density is zero are redrawn, up to 100 times (as
+    :class:`~pyrogen.infer.MetropolisHastings` does). Raises ``ValueError`` when chains still
+    have zero density.
+    """
+    discrete = given if given is not None else target.initial_state(num_chains, generator)[0]
+    with torch.no_grad():
+        bad = ~torch.isfinite(log_joint_fn(discrete))
+        for _ in range(0 if given is not None else MAX_INIT_ATTEMPTS):
+            if not bool(bad.any()):
+                break
+            fresh = target.initial_state(num_chains, generator)[0]
+            discrete = torch.where(bad.unsqueeze(-1), fresh, discrete)
+            bad = ~torch.isfinite(log_joint_fn(discrete))
+    if bool(bad.any()):
+        where = (
+            "initial_params give"
+            if given is not None
+            else (
+                f"after {MAX_INIT_ATTEMPTS} uniformly random restarts, {int(bad.sum())} chains have"
+            )
+        )
+        raise ValueError(
+            f"{where} a discrete state where the model's log density is -inf or NaN; pass "
+            "initial_params inside the support (all discrete sites)"
+        )
+    return discrete
 
 
 class DiscreteGibbs(ChainKernel):
@@ -132,7 +223,8 @@ class DiscreteGibbs(ChainKernel):
             (``MCMC.run(*args, **kwargs)`` overrides them).
 
     One step is one sweep of ``D`` coordinate updates, each one batched model call over
-    ``(max cardinality, chains)``.
+    ``(k_d, chains)`` per distinct cardinality :math:`k_d` among the chains' coordinates.
+    Chains start where the model's density is finite.
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -208,11 +300,10 @@ class DiscreteGibbs(ChainKernel):
         uniformly at random over each coordinate's values."""
         check_positive_int(num_chains, "num_chains")
         target = self.target
-        discrete, _ = target.initial_state(num_chains, generator)
+        given = None
         if initial_params:
             given, _ = target.initial_from_values(initial_params, num_chains)
-            if given is not None:
-                discrete = given
+        discrete = initial_discrete_state(target, num_chains, self.log_joint_fn, generator, given)
         return DiscreteGibbsState(discrete)
 
     def step_chains(
@@ -221,7 +312,12 @@ class DiscreteGibbs(ChainKernel):
         """One sweep; ``info["accept_prob"]`` is ones. ``warmup`` changes nothing."""
         target = self.target
         new = discrete_gibbs_sweep(
-            state, self.log_joint_fn, target.cardinalities, generator, self.scan
+            state,
+            self.log_joint_fn,
+            target.cardinalities,
+            generator,
+            self.scan,
+            target.coordinate_names,
         )
         ones = torch.ones(new.discrete.shape[0], dtype=target.dtype, device=target.device)
         return new, {"accept_prob": ones}

@@ -32,6 +32,7 @@ import torch
 from pyrogen._validation import check_choice, check_positive_float, check_positive_int
 from pyrogen.infer.adaptation import (
     DualAveragingState,
+    adaptation_steps,
     dual_averaging_init,
     dual_averaging_update,
     step_size,
@@ -417,6 +418,6 @@ class MetropolisHastings(ChainKernel):
     def _logging_extra(self) -> dict[str, str]:
         if self._state is None or callable(self.proposal) or not self.target.num_continuous:
             return {}
-        warmup = self._t <= self._warmup_steps
+        warmup = self._t <= adaptation_steps(self._warmup_steps)  # the step just taken
         eps = float(step_size(self._state.adaptation, warmup).mean())
         return {"step size": f"{eps:.2e}"}

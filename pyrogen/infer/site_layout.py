@@ -132,6 +132,16 @@ class SiteLayout:
     def site_names(self) -> list[str]:
         return [s.name for s in self.discrete_sites] + [s.name for s in self.continuous_sites]
 
+    @property
+    def coordinate_names(self) -> list[str]:
+        """A name for each of the ``D`` discrete coordinates: ``'x'`` for a site with one
+        coordinate, ``'x'[i]`` (flat index) otherwise; used in error messages."""
+        return [
+            repr(s.name) if s.num_coordinates == 1 else f"{s.name!r}[{i}]"
+            for s in self.discrete_sites
+            for i in range(s.num_coordinates)
+        ]
+
     def discrete_values(self, discrete: torch.Tensor) -> dict[str, torch.Tensor]:
         """Site values from value indices: ``(*batch, D)`` -> ``{name: (*batch, *shape)}``."""
         batch = discrete.shape[:-1]

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pyrogen import diagnostics
 from pyrogen._validation import check_positive_int
+from pyrogen.infer.adaptation import adaptation_steps
 from pyrogen.infer.base import VectorizedKernel
 
 __all__ = ["sample"]
@@ -41,7 +42,9 @@ def sample(
 ) -> diagnostics.InferenceData:
     r"""Run ``num_chains`` chains of ``kernel`` as one batch; return ArviZ ``InferenceData``.
 
-    Each chain takes ``warmup_steps`` steps (adapting kernels adapt only then) and then
+    Each chain takes ``warmup_steps`` steps (adapting kernels adapt only in the first 80% of
+    them, :func:`~pyrogen.infer.adaptation.adaptation_steps`, and move with the frozen step
+    size in the rest) and then
     ``num_samples`` steps, of which every ``thin``-th is kept (NumPyro's ``thinning``
     convention), giving ``num_samples // thin`` draws per chain.
 
@@ -160,8 +163,10 @@ class _Run:
 
     def warmup(self, state: Any, warmup_steps: int, bar: tqdm) -> Any:
         step, generator = self.step, self.generator
-        for _ in range(warmup_steps):
-            state, _info = step(state, generator=generator, warmup=True)
+        adapting = adaptation_steps(warmup_steps)
+        for i in range(warmup_steps):
+            # The final window moves with the frozen step size (see pyrogen.infer.adaptation).
+            state, _info = step(state, generator=generator, warmup=i < adapting)
             bar.update()
         return state
 
