@@ -41,6 +41,7 @@ from pyrogen._validation import (
     check_tensor,
 )
 from pyrogen.history import History
+from pyrogen.seeding import check_seed, make_generator
 
 __all__ = ["fgsm", "pgd", "adversarial_loss", "fit_classifier", "accuracy"]
 
@@ -212,8 +213,9 @@ def pgd(
             can cross the ball and back.
         steps: number of gradient steps.
         random_start: start from a uniform point in the ball.
-        seed: seeds the random start (a ``torch.Generator`` on ``x``'s device); None uses
-            torch's global generator.
+        seed: seeds the random start (a ``torch.Generator`` on ``x``'s device); the global
+            RNG is left untouched. ``None``: a fresh seed drawn from torch's global generator
+            (:mod:`pyrogen.seeding`).
 
     Returns:
         Detached adversarial inputs, the shape, dtype and device of ``x``.
@@ -221,6 +223,7 @@ def pgd(
     model, x, y, eps = _check_inputs(model, x, y, eps)
     box = _check_clamp(clamp, x)
     check_positive_int(steps, "steps")
+    seed = check_seed(seed)
     alpha = 2.5 * eps / steps if alpha is None else check_nonnegative_float(alpha, "alpha")
     x = x.detach()
     low, high = x - eps, x + eps
@@ -228,9 +231,7 @@ def pgd(
         low, high = low.clamp(min=box[0]), high.clamp(max=box[1])
     x_adv = x.clone()
     if random_start and eps > 0:
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=x.device).manual_seed(seed)
+        generator = make_generator(seed, x.device)
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x_adv = torch.max(torch.min(x + eps * (2 * noise - 1), high), low)
     with _eval_mode(model):
@@ -319,7 +320,7 @@ def fit_classifier(
     batch_size: int = 64,
     clamp: tuple[float, float] | None = (0.0, 1.0),
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     progress: bool = False,
 ) -> History:
     """Train ``model`` with Adam on cross-entropy, or on :func:`adversarial_loss`.
@@ -340,7 +341,9 @@ def fit_classifier(
         batch_size: mini-batch size.
         clamp: input box for the adversarial examples.
         validation: optional ``(x_val, y_val)`` whose clean accuracy is recorded each epoch.
-        seed: seeds the mini-batch order (initialise the model's weights yourself).
+        seed: seeds the mini-batch order (initialise the model's weights yourself); the
+            global RNG is left untouched. ``None``: a fresh seed drawn from torch's global
+            generator (:mod:`pyrogen.seeding`).
         progress: show a tqdm bar over epochs.
 
     Returns:
@@ -362,7 +365,7 @@ def fit_classifier(
             raise ValueError("validation must be a pair (x_val, y_val)")
         _check_inputs(model, validation[0], validation[1], 0.0, y_required=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
+    generator = make_generator(seed)
     history = History()
     n = x.shape[0]
     flags = [(m, m.training) for m in model.modules()]

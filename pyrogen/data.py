@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pyrogen._validation import check_probability
+from pyrogen.seeding import check_seed, resolve_seed
 
 __all__ = ["load_digits", "load_idx", "load_npz", "DIGITS_SHAPE"]
 
@@ -40,7 +41,7 @@ def load_digits(
     binarize: bool = True,
     threshold: float = 0.5,
     test_fraction: float = 0.2,
-    seed: int = 0,
+    seed: int | None = 0,
     return_labels: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, ...]:
@@ -55,7 +56,8 @@ def load_digits(
         binarize: threshold the pixels to {0, 1} (for Bernoulli layers and likelihoods).
         threshold: the cut applied to the scaled pixels, in [0, 1].
         test_fraction: share of the images held out, in (0, 1).
-        seed: seed of the split permutation.
+        seed: seed of the split permutation; ``None``: a fresh seed drawn from torch's
+            global generator (:mod:`pyrogen.seeding`).
         return_labels: also return the integer class labels (0..9) as ``int64`` tensors.
         dtype: floating dtype of the image tensors.
 
@@ -70,6 +72,7 @@ def load_digits(
     from sklearn.datasets import load_digits as _sk_load_digits
 
     check_probability(threshold, "threshold")
+    check_seed(seed)
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     if not dtype.is_floating_point:
@@ -80,7 +83,7 @@ def load_digits(
         images = (images > threshold).astype(np.float64)
     labels = bunch.target.astype(np.int64)
     n = images.shape[0]
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(resolve_seed(seed)).permutation(n)
     n_test = math.ceil(test_fraction * n)
     test_idx, train_idx = order[:n_test], order[n_test:]
     x = torch.as_tensor(images, dtype=dtype)

@@ -19,6 +19,7 @@ from pyrogen._validation import (
     check_probability,
     check_tensor,
 )
+from pyrogen.seeding import make_generator
 
 __all__ = ["grid", "mode_metrics", "ring"]
 
@@ -27,11 +28,7 @@ def _mixture(
     n: int, centers: torch.Tensor, std: float, seed: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` draws from the equal-weight mixture of :math:`\\mathcal N(c_k, std^2 I)`."""
-    rng = torch.Generator()
-    if seed is None:
-        rng.seed()
-    else:
-        rng.manual_seed(int(seed))
+    rng = make_generator(seed)
     component = torch.randint(len(centers), (n,), generator=rng)
     noise = torch.randn(n, centers.shape[1], generator=rng, dtype=centers.dtype)
     return centers[component] + std * noise, centers

@@ -37,6 +37,7 @@ from torch import nn
 
 from pyrogen._validation import check_finite, check_tensor
 from pyrogen.io import load_state, save_module
+from pyrogen.seeding import check_seed, forked_global_rng
 
 __all__ = [
     "frechet_distance",
@@ -202,9 +203,9 @@ def _train_features(seed: int) -> DigitsFeatures:
     binary = (grey > 0.5).to(grey.dtype)
     x = torch.cat([grey, binary])
     y = torch.cat([labels, labels])
-    # Fork the global RNG so that training here never shifts the caller's random stream.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    # The weights are initialised from the global RNG: seed a fork of it, so that training
+    # here never shifts the caller's random stream.
+    with forked_global_rng(seed):
         net = DigitsFeatures()
         fit_classifier(
             _Logits(net), x, y, epochs=30, lr=3e-3, weight_decay=1e-4, batch_size=128, seed=seed
@@ -263,8 +264,9 @@ def digits_features(
         cache_dir: directory of the on-disk cache, or None for the in-process cache only.
         device: where the module lives (trained on the CPU, then moved).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed is None:
+        raise TypeError("seed must be an int, got None (the features are cached per seed)")
+    seed = check_seed(seed)
     device = torch.device("cpu" if device is None else device)
     path = None
     if cache_dir is not None:

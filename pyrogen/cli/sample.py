@@ -9,6 +9,7 @@ import torch
 
 from pyrogen.cli._common import CLIError, add_common_options, prepare_out_dir, resolve_device
 from pyrogen.io import atomic_write_bytes
+from pyrogen.seeding import make_generator
 
 __all__ = ["register"]
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     kind = read_kind(args.path)
     device = resolve_device(args.device)
     out = prepare_out_dir(args.out)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    generator = make_generator(args.seed, device)
     info: dict[str, object] = {"path": args.path, "kind": kind, "seed": args.seed}
     if kind == "RBM":
         from pyrogen import diagnostics

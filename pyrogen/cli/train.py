@@ -10,6 +10,7 @@ import torch
 
 from pyrogen.cli._common import add_common_options, prepare_out_dir, resolve_device
 from pyrogen.io import atomic_write_bytes
+from pyrogen.seeding import forked_global_rng, make_generator
 
 __all__ = ["register"]
 
@@ -85,8 +86,9 @@ def train_rbm(args: argparse.Namespace) -> int:
     out = prepare_out_dir(args.out)
     train, test = load_digits(seed=args.seed)
     train, test = train.to(device), test.to(device)
-    torch.manual_seed(args.seed)
-    rbm = RBM(64, args.hidden, device=device)
+    # Initial weights come from the global RNG: seed a fork of it (pyrogen.seeding's rule).
+    with forked_global_rng(args.seed, device):
+        rbm = RBM(64, args.hidden, device=device)
     kwargs = {} if args.lr is None else {"lr": args.lr}
     tic = time.perf_counter()
     history = fit(
@@ -144,8 +146,8 @@ def train_vae(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = prepare_out_dir(args.out)
     train, test = (t.to(device) for t in load_digits(seed=args.seed))
-    torch.manual_seed(args.seed)
-    vae = VAE(64, args.z_dim, hidden=tuple(args.hidden), device=device)
+    with forked_global_rng(args.seed, device):
+        vae = VAE(64, args.z_dim, hidden=tuple(args.hidden), device=device)
     tic = time.perf_counter()
     history = fit(
         vae,
@@ -194,8 +196,8 @@ def train_gan(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = prepare_out_dir(args.out)
     train, test = (t.to(device) for t in load_digits(seed=args.seed))
-    torch.manual_seed(args.seed)
-    gan = digits_gan(args.latent_dim, device=device)
+    with forked_global_rng(args.seed, device):
+        gan = digits_gan(args.latent_dim, device=device)
     tic = time.perf_counter()
     history = fit(
         gan,
@@ -208,7 +210,7 @@ def train_gan(args: argparse.Namespace) -> int:
         **recipe,
     )
     train_time = time.perf_counter() - tic
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    generator = make_generator(args.seed, device)
     samples = gan.generator.sample(len(test), generator=generator)
     features = digits_features(device=device)
     fd = float(frechet_distance(samples, test, features))

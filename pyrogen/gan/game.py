@@ -39,6 +39,7 @@ from pyrogen._validation import (
 from pyrogen.gan.implicit import ImplicitModel, _rebuild_implicit, module_dtype_device
 from pyrogen.history import History
 from pyrogen.io import load_state, save_module
+from pyrogen.seeding import make_generator
 
 __all__ = ["GAN", "fit"]
 
@@ -229,7 +230,9 @@ def fit(
         lr: Adam learning rate, or a pair ``(discriminator, generator)``.
         betas: Adam moment decays (``(0.5, 0.999)`` as in DCGAN, Radford et al. 2016).
         batch_size: real and fake samples per update (at most ``len(data)``).
-        seed: seeds the batch order and latent draws (``None``: nondeterministic).
+        seed: seeds the batch order and latent draws; the global RNG is left untouched.
+            ``None``: a fresh seed drawn from torch's global generator
+            (:mod:`pyrogen.seeding`).
         progress: show a tqdm bar.
         train_generator: ``False`` trains the discriminator alone (e.g. to calibrate it
             against a fixed generator before :func:`pyrogen.gan.discriminator_energy`).
@@ -306,11 +309,7 @@ def fit(
     r1_penalty = check_nonnegative_float(r1_penalty, "r1_penalty")
 
     data = data.to(device)
-    rng = torch.Generator(device=device)
-    if seed is None:
-        rng.seed()
-    else:
-        rng.manual_seed(int(seed))
+    rng = make_generator(seed, device)
     d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=d_lr, betas=betas)
     g_params = list(gan.generator.parameters())
     g_opt = None

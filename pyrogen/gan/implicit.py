@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pyrogen._validation import check_finite, check_positive_float, check_positive_int, check_tensor
+from pyrogen.seeding import draw_seed, forked_global_rng
 
 __all__ = ["ImplicitModel"]
 
@@ -171,10 +172,7 @@ class ImplicitModel(nn.Module):
             )
         if generator is None:
             return self.latent_dist.sample((n,))
-        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        devices = [loc.device] if loc.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with forked_global_rng(draw_seed(generator), loc.device):
             return self.latent_dist.sample((n,))
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:

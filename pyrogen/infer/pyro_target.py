@@ -53,7 +53,10 @@ class PyroTarget(SiteLayout):
         self.model = model
         self.model_args = tuple(model_args)
         self.model_kwargs = dict(model_kwargs or {})
-        with poutine.block():
+        # The prototype's values only give shapes and supports: draw them on a fork of the
+        # global RNG so that building a kernel leaves the user's random stream where it was.
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+        with poutine.block(), torch.random.fork_rng(devices=cuda):
             trace = poutine.trace(model).get_trace(*self.model_args, **self.model_kwargs)
         trace.compute_log_prob()
         self.max_plate_nesting = max(

@@ -22,6 +22,19 @@ standard error of :math:`\log \hat Z_B` is the delta-method value
 :math:`\operatorname{sd}(w) / (\sqrt{M}\,\operatorname{mean}(w))` over the :math:`M` runs.
 Because :math:`E[\hat Z] = Z`, :math:`\log \hat Z` tends to *under*-estimate :math:`\log Z`
 (Jensen), so log-likelihoods computed with it are slightly optimistic.
+
+**Reliability.** Both the estimate and its standard error are only as good as the spread of
+the weights. Their effective sample size (Kish 1965, "Survey Sampling"; used for AIS by
+Neal 2001, "Annealed importance sampling")
+
+.. math:: \mathrm{ESS} = \frac{(\sum_m w_m)^2}{\sum_m w_m^2}
+          = \exp\big(2 \operatorname{logsumexp}(\log w) - \operatorname{logsumexp}(2 \log w)\big)
+
+lies between 1 (one run carries all the weight) and :math:`M` (equal weights). When it falls
+below ``ESS_FRACTION_MIN`` (10%) of the runs, :func:`ais` emits a
+:class:`~pyrogen.convergence.ConvergenceWarning`: the mean is then carried by a handful of runs,
+and the delta-method standard error, estimated from those same few weights, can badly
+understate the error (the usual symptom of too few temperatures for the model).
 """
 
 from __future__ import annotations
@@ -33,9 +46,16 @@ import torch
 import torch.nn.functional as F
 
 from pyrogen._validation import check_positive_int, check_tensor
+from pyrogen.convergence import warn_unreliable
 from pyrogen.rbm.model import RBM
+from pyrogen.seeding import make_generator
 
-__all__ = ["AISResult", "ais", "base_rate_bias"]
+__all__ = ["AISResult", "ESS_FRACTION_MIN", "ais", "base_rate_bias", "effective_sample_size"]
+
+#: :func:`ais` warns when the weights' effective sample size is below this fraction of the
+#: runs. A heuristic cut-off, as Stan's ESS thresholds are: at 10% of 100 runs the estimate
+#: rests on about ten of them.
+ESS_FRACTION_MIN = 0.1
 
 
 class AISResult(NamedTuple):
@@ -45,11 +65,49 @@ class AISResult(NamedTuple):
         log_z: estimate of :math:`\\log Z` (0-dim tensor).
         stderr: delta-method standard error of ``log_z`` (0-dim tensor).
         log_weights: log importance weight of every run, shape ``(num_chains,)``.
+        ess: effective sample size of the normalised weights (0-dim float64 tensor, between
+            1 and ``num_chains``); see :func:`effective_sample_size`.
     """
 
     log_z: torch.Tensor
     stderr: torch.Tensor
     log_weights: torch.Tensor
+    ess: torch.Tensor
+
+    @property
+    def ess_fraction(self) -> float:
+        """``ess / num_chains``: 1 for equal weights, ``1 / num_chains`` for one dominant run."""
+        return float(self.ess) / self.log_weights.numel()
+
+
+def effective_sample_size(log_weights: torch.Tensor) -> torch.Tensor:
+    r"""Kish's effective sample size of importance weights given as logs.
+
+    .. math:: \mathrm{ESS} = \frac{(\sum_m w_m)^2}{\sum_m w_m^2}
+              = \exp\big(2 \operatorname{logsumexp}_m \ell_m
+                - \operatorname{logsumexp}_m 2 \ell_m\big), \qquad \ell_m = \log w_m,
+
+    computed in float64 after subtracting :math:`\max_m \ell_m`, so that log weights of any
+    magnitude (e.g. :math:`\pm 10^4`) give no overflow. ``log_weights`` has shape ``(M,)``
+    (any shape is flattened); the result is a 0-dim float64 tensor in :math:`[1, M]`, or NaN
+    when no weight is finite and positive (all :math:`-\infty`, or a NaN or :math:`+\infty`).
+
+    Example:
+        >>> round(float(effective_sample_size(torch.zeros(8))), 10)  # equal weights
+        8.0
+        >>> float(effective_sample_size(torch.tensor([0.0, -1e4, -1e4])))  # one dominates
+        1.0
+        >>> w = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)  # 10^2 / 30
+        >>> round(float(effective_sample_size(w.log())), 10)
+        3.3333333333
+    """
+    check_tensor(log_weights, "log_weights")
+    log_w = log_weights.detach().double().flatten()
+    top = log_w.max()
+    if not bool(torch.isfinite(top)):
+        return torch.tensor(math.nan, dtype=torch.float64)
+    shifted = log_w - top
+    return torch.exp(2.0 * torch.logsumexp(shifted, 0) - torch.logsumexp(2.0 * shifted, 0))
 
 
 def base_rate_bias(rbm: RBM, data: torch.Tensor | None) -> torch.Tensor:
@@ -132,11 +190,18 @@ def ais(
         base: visible bias of the base-rate model, shape ``(n_visible,)``; by default
             fitted to ``data`` with :func:`base_rate_bias`.
         data: training data for the base rate, shape ``(n, n_visible)``.
-        seed: seed of the run's ``torch.Generator`` (on the model's device).
+        seed: seed of the run's ``torch.Generator`` (on the model's device); the global RNG
+            is left untouched. ``None``: a fresh seed drawn from torch's global generator
+            (:mod:`pyrogen.seeding`).
         betas: explicit increasing schedule from 0 to 1 (overrides ``num_temperatures``).
 
     Returns:
-        :class:`AISResult` with ``log_z``, ``stderr`` and per-run ``log_weights``.
+        :class:`AISResult` with ``log_z``, ``stderr``, per-run ``log_weights`` and their
+        effective sample size ``ess``.
+
+    Warns:
+        ConvergenceWarning: when ``ess`` is below ``ESS_FRACTION_MIN`` (10%) of
+            ``num_chains``: the estimate rests on a few runs and ``stderr`` is unreliable.
 
     Example:
         >>> rbm = RBM(64, 200)
@@ -158,8 +223,7 @@ def ais(
     else:
         check_tensor(base, "base", ndim=1, last_dim=rbm.n_visible)
         base_bias = base.to(param)
-    generator = torch.Generator(device=param.device)
-    generator.manual_seed(seed if seed is not None else torch.seed())
+    generator = make_generator(seed, param.device)
 
     if rbm.is_gaussian:
         log_z_base = torch.tensor(
@@ -190,8 +254,19 @@ def ais(
         else torch.tensor(math.inf)
     )
     dtype = param.dtype
-    return AISResult(
+    result = AISResult(
         log_z=(log_z_base + log_mean_w).to(dtype),
         stderr=torch.as_tensor(stderr).to(dtype),
         log_weights=log_w,
+        ess=effective_sample_size(log_w),
     )
+    if not result.ess_fraction >= ESS_FRACTION_MIN:
+        warn_unreliable(
+            f"AIS estimate of log Z ({float(result.log_z):.4g} +/- {float(result.stderr):.2g}): "
+            f"effective sample size of the importance weights {float(result.ess):.3g} of "
+            f"{num_chains} runs ({result.ess_fraction:.1%}, threshold "
+            f"{ESS_FRACTION_MIN:.0%}); the estimate rests on a few runs and its standard error "
+            f"is unreliable: use more temperatures (now {len(beta_list)}) or more chains",
+            stacklevel=3,  # past ais and torch.no_grad's wrapper, to the caller
+        )
+    return result

@@ -53,6 +53,7 @@ from pyrogen._validation import (
 from pyrogen.history import History
 from pyrogen.rbm.ais import ais
 from pyrogen.rbm.model import RBM
+from pyrogen.seeding import make_generator, resolve_seed
 
 __all__ = ["fit", "pseudo_log_likelihood", "reconstruction_error", "standardize"]
 
@@ -162,7 +163,9 @@ def fit(
         momentum: momentum of SGD (PyTorch's convention).
         weight_decay: L2 penalty on ``weight`` (not on the biases).
         num_persistent: number of persistent chains for PCD.
-        seed: seeds the minibatch order and the Gibbs chains.
+        seed: seeds the minibatch order, the Gibbs chains and the AIS runs; the global RNG
+            is left untouched. ``None``: a fresh seed drawn from torch's global generator
+            (:mod:`pyrogen.seeding`).
         validation: held-out data; adds ``validation_*`` series.
         progress: show a tqdm bar.
         init_visible_bias: set visible biases to the data log-odds (or means) first.
@@ -218,9 +221,11 @@ def fit(
             )
 
     device = rbm.weight.device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else torch.seed())
-    cpu_generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+    # One seed for the chains (on the model's device), the minibatch order (on the CPU) and
+    # the AIS runs; None draws it from torch's global generator (pyrogen.seeding's rule).
+    seed = resolve_seed(seed)
+    generator = make_generator(seed, device)
+    cpu_generator = make_generator(seed)
     if init_visible_bias:
         _init_visible_bias(rbm, data)
 

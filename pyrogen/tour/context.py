@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from pyrogen.seeding import make_generator
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.report import Report
 
@@ -42,7 +43,7 @@ class TourContext:
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A fresh generator on the tour's device, seeded from the tour seed and ``offset``."""
-        return torch.Generator(device=self.device).manual_seed(self.seed * 1000 + offset)
+        return make_generator(self.seed * 1000 + offset, self.device)
 
     @property
     def features(self) -> Any:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from pyrogen import diagnostics
 from pyrogen.gan import GAN, fit, latent_posterior
+from pyrogen.seeding import forked_global_rng
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.context import TourContext
 from pyrogen.tour.figures import image_grid, image_rows
@@ -42,8 +43,8 @@ def psnr(estimate: torch.Tensor, truth: torch.Tensor) -> float:
 def run_gan(ctx: TourContext) -> GAN:
     cfg = ctx.config
     with ctx.stage("gan") as m:
-        torch.manual_seed(ctx.seed)
-        gan = digits_gan(cfg.gan_latent_dim, device=ctx.device)
+        with forked_global_rng(ctx.seed, ctx.device):  # the initial weights
+            gan = digits_gan(cfg.gan_latent_dim, device=ctx.device)
         tic = time.perf_counter()
         history = fit(
             gan,

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
@@ -16,6 +15,7 @@ from pyrogen import diagnostics
 from pyrogen.convergence import check_convergence
 from pyrogen.infer import BlockGibbs, MetropolisHastings, sample
 from pyrogen.rbm import RBM
+from pyrogen.seeding import forked_global_rng, make_generator
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.context import TourContext
 from pyrogen.tour.reliability import combine
@@ -29,8 +29,9 @@ _SPEED = "x NUTS (bulk ESS/s)"
 
 def gaussian_rbm(seed: int, device: torch.device, n_visible: int = 16, n_hidden: int = 8) -> RBM:
     """The benchmark's target: weights and biases N(0, 0.5^2), unit variance, frozen."""
-    generator = torch.Generator().manual_seed(seed)
-    rbm = RBM(n_visible, n_hidden, visible="gaussian")
+    generator = make_generator(seed)
+    with forked_global_rng(seed):  # RBM() draws its (overwritten) initial weights globally
+        rbm = RBM(n_visible, n_hidden, visible="gaussian")
     with torch.no_grad():
         for param in rbm.parameters():
             param.copy_(0.5 * torch.randn(param.shape, generator=generator))
@@ -39,8 +40,9 @@ def gaussian_rbm(seed: int, device: torch.device, n_visible: int = 16, n_hidden:
 
 def _pyro_mcmc(kernel: Any, ctx: TourContext) -> Any:
     cfg = ctx.config
-    pyro.set_rng_seed(ctx.seed)
-    with warnings.catch_warnings():
+    # Pyro's MCMC draws from the global generator (its worker processes seed themselves from
+    # torch.initial_seed()): run it on a seeded fork, leaving the caller's stream alone.
+    with forked_global_rng(ctx.seed, ctx.device), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "chains drawn sequentially"
         mcmc = MCMC(
             kernel,

@@ -8,6 +8,7 @@ import torch
 
 from pyrogen.infer import BlockGibbs, sample
 from pyrogen.rbm import RBM, ais, fit
+from pyrogen.seeding import forked_global_rng
 from pyrogen.tour.context import TourContext
 from pyrogen.tour.figures import image_grid
 
@@ -17,8 +18,8 @@ __all__ = ["run_rbm"]
 def run_rbm(ctx: TourContext) -> RBM:
     cfg = ctx.config
     with ctx.stage("rbm") as m:
-        torch.manual_seed(ctx.seed)
-        rbm = RBM(64, cfg.rbm_hidden, device=ctx.device)
+        with forked_global_rng(ctx.seed, ctx.device):  # the initial weights
+            rbm = RBM(64, cfg.rbm_hidden, device=ctx.device)
         tic = time.perf_counter()
         history = fit(rbm, ctx.train, epochs=cfg.rbm_epochs, seed=ctx.seed, progress=ctx.progress)
         m["train_seconds"] = time.perf_counter() - tic

@@ -10,6 +10,7 @@ from typing import Any
 import pyro
 import torch
 
+from pyrogen.seeding import forked_global_rng
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.context import TourContext
 from pyrogen.tour.figures import image_grid, image_rows, scatter_embedding
@@ -31,8 +32,8 @@ def run_vae(ctx: TourContext) -> VAE:
     cfg = ctx.config
     with ctx.stage("vae") as m:
         pyro.clear_param_store()
-        torch.manual_seed(ctx.seed)
-        vae = VAE(64, cfg.vae_z_dim, hidden=(256,), device=ctx.device)
+        with forked_global_rng(ctx.seed, ctx.device):  # the initial weights
+            vae = VAE(64, cfg.vae_z_dim, hidden=(256,), device=ctx.device)
         tic = time.perf_counter()
         history = fit(
             vae,
@@ -64,8 +65,8 @@ def run_vae(ctx: TourContext) -> VAE:
 
         # Dimensionality reduction: a VAE with a 2-D latent space.
         pyro.clear_param_store()
-        torch.manual_seed(ctx.seed)
-        flat = VAE(64, 2, hidden=(256,), device=ctx.device)
+        with forked_global_rng(ctx.seed, ctx.device):
+            flat = VAE(64, 2, hidden=(256,), device=ctx.device)
         fit(flat, ctx.train, epochs=cfg.vae_embedding_epochs, seed=ctx.seed, progress=ctx.progress)
         loc, _ = flat.encode(ctx.test)
         scatter_embedding(

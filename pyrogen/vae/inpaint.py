@@ -56,8 +56,8 @@ from pyrogen._validation import (
 )
 from pyrogen.convergence import Reliability, check_convergence
 from pyrogen.diagnostics import to_inference_data
+from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
 from pyrogen.vae.model import VAE
-from pyrogen.vae.training import seeded
 
 __all__ = ["InpaintResult", "inpaint", "marginal_impute", "hidden_log_likelihood"]
 
@@ -237,8 +237,10 @@ def _run_nuts(
         for chain in range(num_chains):
             # Pyro's MCMC samples from torch's global generator: fork it, seeded per chain
             # from ``generator``, so that the caller's RNG state is left alone.
-            chain_seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
-            with seeded(chain_seed, vae.device), pyro.validation_enabled(False):
+            with (
+                forked_global_rng(draw_seed(generator), vae.device),
+                pyro.validation_enabled(False),
+            ):
                 kernel = NUTS(lambda: _masked_model(vae, x, mask), adapt_step_size=True)
                 mcmc = MCMC(
                     kernel,
@@ -312,8 +314,7 @@ def inpaint(
     check_positive_int(warmup_steps, "warmup_steps", minimum=0)
     check_positive_int(num_chains, "num_chains")
     x, mask = _check_inputs(vae, x, mask)
-    generator = torch.Generator(device=vae.device)
-    generator.manual_seed(seed if seed is not None else int(torch.randint(2**62, ())))
+    generator = make_generator(seed, vae.device)
     tic = time.perf_counter()
     was_training = vae.training
     vae.eval()

@@ -21,6 +21,7 @@ import math
 import torch
 
 from pyrogen._validation import check_positive_int
+from pyrogen.seeding import make_generator
 from pyrogen.vae.model import VAE
 
 __all__ = ["log_likelihood", "elbo"]
@@ -65,12 +66,6 @@ def _chunks(n: int, num_samples: int, batch_size: int | None) -> tuple[int, int]
     return batch_size, samples_per_chunk
 
 
-def _make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    if seed is None:
-        return None
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 @torch.no_grad()
 def log_likelihood(
     vae: VAE,
@@ -88,7 +83,8 @@ def log_likelihood(
         batch_size: examples evaluated together; default keeps ``batch_size * samples`` at
             most 65,536 rows. The samples of one example are also split into chunks of that
             bound and combined with a running logsumexp, so memory never grows with ``K``.
-        seed: seeds the draws (``None``: torch's global generator).
+        seed: seeds the draws; the global RNG is left untouched. ``None``: a fresh seed
+            drawn from torch's global generator (:mod:`pyrogen.seeding`).
 
     Returns:
         Tensor of shape ``(n,)`` in nats (``x``'s dtype): a lower bound in expectation,
@@ -101,7 +97,7 @@ def log_likelihood(
         torch.Size([4])
     """
     x = _check(vae, x, num_samples, batch_size)
-    generator = _make_generator(seed, vae.device)
+    generator = make_generator(seed, vae.device)
     batch_size, per_chunk = _chunks(x.shape[0], num_samples, batch_size)
     out = []
     for batch in x.split(batch_size):
@@ -134,7 +130,7 @@ def elbo(
     ``TraceMeanField_ELBO`` optimises, per example and unscaled.
     """
     x = _check(vae, x, num_samples, batch_size)
-    generator = _make_generator(seed, vae.device)
+    generator = make_generator(seed, vae.device)
     batch_size, per_chunk = _chunks(x.shape[0], num_samples, batch_size)
     out = []
     for batch in x.split(batch_size):

@@ -45,8 +45,9 @@ from pyrogen._validation import (
 )
 from pyrogen.history import History
 from pyrogen.io import load_state, save_module
+from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
 from pyrogen.vae._networks import check_hidden, mlp
-from pyrogen.vae.training import make_adam, seeded, unregistered
+from pyrogen.vae.training import make_adam, unregistered
 
 __all__ = ["SSVAE", "fit_semisupervised", "fit_classifier"]
 
@@ -263,7 +264,8 @@ def fit_semisupervised(
         epochs, batch_size, lr: as for :func:`pyrogen.vae.fit`.
         alpha: weight of the classification loss per labelled example; ``None`` uses the
             paper's :math:`0.1 (n_l + n_u)`.
-        seed: seeds minibatches and samples; ``None`` uses the global RNG.
+        seed: seeds minibatches and samples; the global RNG state is restored afterwards.
+            ``None``: a fresh seed drawn from torch's global generator (:mod:`pyrogen.seeding`).
         validation: ``(x, y)`` held out; adds ``validation_accuracy``.
         progress: show a tqdm bar.
 
@@ -299,8 +301,13 @@ def fit_semisupervised(
     bar = tqdm(range(epochs), desc="SSVAE", disable=not progress, leave=False)
     wall = 0.0
     n_total = n_l + n_u
-    with seeded(seed, ssvae.device), pyro.validation_enabled(False), unregistered(ssvae):
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+    # As in pyrogen.vae.fit: Pyro draws from the global stream, forked and seeded.
+    with (
+        forked_global_rng(seed, ssvae.device),
+        pyro.validation_enabled(False),
+        unregistered(ssvae),
+    ):
+        generator = make_generator(draw_seed())
         labelled_order = torch.empty(0, dtype=torch.int64)
         try:
             for _ in bar:
@@ -363,6 +370,10 @@ def fit_classifier(
     full-batch Adam on cross-entropy. Returns the network (logits); ``net(x).argmax(-1)``
     predicts. Same architecture as :class:`SSVAE`'s classifier, so that the comparison
     isolates what the unlabelled data add.
+
+    ``seed`` seeds the weight initialisation (under :func:`pyrogen.seeding.forked_global_rng`:
+    the caller's global RNG state is restored); ``None``: a fresh seed drawn from torch's
+    global generator.
     """
     x = check_tensor(x, "x", ndim=2)
     check_positive_int(num_classes, "num_classes", minimum=2)
@@ -371,7 +382,8 @@ def fit_classifier(
     check_positive_int(epochs, "epochs")
     lr = check_positive_float(lr, "lr")
     weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
-    with seeded(seed, x.device):
+    # The initialisation draws from the global generator: run it on a seeded fork.
+    with forked_global_rng(seed, x.device):
         net = mlp([x.shape[1], *check_hidden(hidden), num_classes], dtype=x.dtype, device=x.device)
         optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
         for _ in range(epochs):

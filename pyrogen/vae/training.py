@@ -38,6 +38,7 @@ from pyrogen._validation import (
     check_positive_int,
 )
 from pyrogen.history import History
+from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
 from pyrogen.vae.model import VAE
 
 __all__ = ["fit", "make_elbo", "make_adam", "seeded", "unregistered"]
@@ -70,20 +71,8 @@ def make_adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimi
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-@contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Run the block from ``seed`` without touching the caller's global RNG state.
-
-    Pyro draws its samples from torch's global generator, so a seeded run forks it (CPU and
-    the model's accelerator) and restores it afterwards. ``seed=None`` is a no-op.
-    """
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+#: Kept for code written against earlier versions: :func:`pyrogen.seeding.forked_global_rng`.
+seeded = forked_global_rng
 
 
 @contextlib.contextmanager
@@ -127,7 +116,9 @@ def fit(
         elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL, the fast default) or
             ``"trace"`` (``Trace_ELBO``: Monte Carlo KL).
         num_particles: samples of z per example per step (vectorised).
-        seed: seeds the minibatch order and every sample; ``None`` uses the global RNG.
+        seed: seeds the minibatch order and every sample; the global RNG state is restored
+            afterwards. ``None``: a fresh seed drawn from torch's global generator
+            (:mod:`pyrogen.seeding`).
         validation: held-out data; adds a ``validation_elbo`` series.
         progress: show a tqdm bar.
 
@@ -161,8 +152,11 @@ def fit(
     bar = tqdm(range(epochs), desc="VAE", disable=not progress, leave=False)
     wall = 0.0
     # Data were validated above; Pyro's per-step checks would only repeat that.
-    with seeded(seed, vae.device), pyro.validation_enabled(False), unregistered(vae):
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+    # Pyro's sample statements draw from the global generator, so the run uses that stream,
+    # forked, seeded (None: with a seed drawn from it) and restored after. The minibatch order
+    # gets a generator seeded from the same stream.
+    with forked_global_rng(seed, vae.device), pyro.validation_enabled(False), unregistered(vae):
+        generator = make_generator(draw_seed())
         try:
             for _ in bar:
                 tic = time.perf_counter()
