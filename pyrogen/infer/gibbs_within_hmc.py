@@ -12,9 +12,20 @@ Each step alternates two kernels that each leave :math:`p(x, \theta \mid y)` inv
 This is what NumPyro's ``DiscreteHMCGibbs`` does. The trap in Pyro: ``initialize_model``
 wraps the model in ``poutine.enum``, so an HMC kernel on the raw model would *marginalise*
 the discrete sites. Here the inner kernel gets the model **conditioned** on a dict of current
-discrete values that this kernel updates in place; after each Gibbs sweep the inner kernel's
-cached potential energy and gradient are cleared, so it recomputes them (one extra gradient
-evaluation per step) instead of re-running its whole ``setup``.
+discrete values that this kernel updates in place, and its potential energy is replaced by
+one that reads those values on every call:
+
+.. math:: U(\phi; x) = -\log p\big(T^{-1}(\phi), x, y\big)
+          - \log\big|\det \partial T^{-1}(\phi) / \partial \phi\big|,
+
+with :math:`\phi` the unconstrained continuous values and :math:`T` Pyro's bijection to the
+unconstrained space. With ``jit_compile=True`` the discrete values are *inputs* of the traced
+function (Pyro's own JIT potential would trace them in as constants, and HMC would go on
+sampling :math:`\theta \mid x_0` for the first :math:`x_0`). After each Gibbs sweep the inner
+kernel's cached potential energy and gradient are cleared, so it recomputes them (one extra
+gradient evaluation per step) instead of re-running its whole ``setup``. As for any traced
+potential, Python control flow on the values (``if z == 1:``) is frozen at trace time: write
+such models with tensor operations (``torch.where``, indexing) to use JIT.
 """
 
 from __future__ import annotations
@@ -23,14 +34,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.infer.mcmc import HMC
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
+from pyro.util import ignore_jit_warnings
 
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.chain_kernel import new_generator
-from pyrogen.infer.discrete_gibbs import DiscreteGibbsState, discrete_gibbs_sweep
+from pyrogen.infer.discrete_gibbs import (
+    DiscreteGibbsState,
+    discrete_gibbs_sweep,
+    initial_discrete_state,
+)
 from pyrogen.infer.pyro_target import PyroTarget
 
 __all__ = ["GibbsWithinHMC"]
@@ -50,6 +67,96 @@ class _ConditionedModel:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with poutine.condition(data=self.values):
             return self.model(*args, **kwargs)
+
+
+class _GibbsPotential:
+    r"""Potential energy :math:`U(\phi; x)` of the continuous sites at the current discrete
+    values ``discrete_values`` (a dict shared with, and updated in place by,
+    :class:`GibbsWithinHMC`), called as Pyro's ``potential_fn(params)`` with unconstrained
+    ``params``.
+
+    With ``jit`` the function of ``(*continuous values, *discrete values)``, each group
+    sorted by site name, is traced once by ``torch.jit.trace``; the discrete values are inputs
+    of the trace, so later Gibbs updates reach it. A class, not a closure, so that the kernel
+    pickles for Pyro's multiprocessing chains (the compiled trace is dropped and rebuilt).
+    """
+
+    def __init__(
+        self,
+        model: Callable[..., Any],
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+        transforms: dict[str, Any],
+        discrete_values: dict[str, torch.Tensor],
+        jit: bool = False,
+        jit_options: dict[str, Any] | None = None,
+        ignore_warnings: bool = False,
+    ) -> None:
+        self.model = model
+        self.model_args = model_args
+        self.model_kwargs = model_kwargs
+        self.transforms = transforms
+        self.discrete_values = discrete_values
+        self.jit = jit
+        self.jit_options = {"check_trace": False} if jit_options is None else dict(jit_options)
+        self.ignore_warnings = ignore_warnings
+        self._compiled: Any = None
+        self._compiled_key: tuple[Any, ...] | None = None
+
+    def energy(
+        self, params: dict[str, torch.Tensor], discrete: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """:math:`U` at unconstrained ``params`` and discrete site values ``discrete``."""
+        constrained = {k: self.transforms[k].inv(v) for k, v in params.items()}
+        conditioned = poutine.condition(self.model, data={**discrete, **constrained})
+        trace = poutine.trace(conditioned).get_trace(*self.model_args, **self.model_kwargs)
+        log_joint = trace.log_prob_sum()
+        for name, t in self.transforms.items():
+            log_joint = log_joint - t.log_abs_det_jacobian(constrained[name], params[name]).sum()
+        return -log_joint
+
+    def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not self.jit or not params:
+            return self.energy(params, self.discrete_values)
+        names = tuple(sorted(params))
+        values = tuple(params[k] for k in names)
+        discrete_names = tuple(sorted(self.discrete_values))
+        discrete = tuple(self.discrete_values[k] for k in discrete_names)
+        key = (names, discrete_names)
+        if self._compiled is None or self._compiled_key != key:
+            self._compiled = self._trace(names, discrete_names, values + discrete)
+            self._compiled_key = key
+        return self._compiled(*values, *discrete)
+
+    def _trace(
+        self, names: tuple[str, ...], discrete_names: tuple[str, ...], inputs: tuple[Any, ...]
+    ) -> Any:
+        split = len(names)
+
+        def energy(*args: torch.Tensor) -> torch.Tensor:
+            return self.energy(
+                dict(zip(names, args[:split], strict=True)),
+                dict(zip(discrete_names, args[split:], strict=True)),
+            )
+
+        if self.ignore_warnings:
+            energy = ignore_jit_warnings()(energy)
+        with pyro.validation_enabled(False):
+            # As Pyro does: parameters in the param store that require grad would be traced
+            # in as constants.
+            frozen = [v for _, v in pyro.get_param_store().named_parameters() if v.requires_grad]
+            for v in frozen:
+                v.requires_grad_(False)
+            try:
+                return torch.jit.trace(energy, inputs, **self.jit_options)
+            finally:
+                for v in frozen:
+                    v.requires_grad_(True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_compiled"] = state["_compiled_key"] = None
+        return state
 
 
 class GibbsWithinHMC(MCMCKernel):
@@ -160,17 +267,59 @@ class GibbsWithinHMC(MCMCKernel):
         pending = self._pending_initial_params or {}
         discrete_names = {s.name for s in target.discrete_sites}
         given = {k: v for k, v in pending.items() if k in discrete_names}
-        if given:
-            idx, _ = target.initial_from_values(given, 1)
-        else:
-            idx, _ = target.initial_state(1, self._generator)
-        self._discrete = DiscreteGibbsState(idx)
-        self._set_discrete_values()
         continuous = {k: v for k, v in pending.items() if k not in discrete_names}
+        idx = target.initial_from_values(given, 1)[0] if given else None
+        start_fn = self._start_log_joint_fn(target, continuous)
+        self._discrete = DiscreteGibbsState(
+            initial_discrete_state(target, 1, start_fn, self._generator, idx)
+        )
+        self._set_discrete_values()
+        inner = self.inner_kernel
         if continuous:
-            self.inner_kernel.initial_params = continuous
-        self.inner_kernel.setup(warmup_steps, *args, **kwargs)
-        self.transforms = dict(self.inner_kernel.transforms)
+            inner.initial_params = continuous
+        # Pyro's JIT potential would freeze the discrete values of its trace: set up without
+        # it, then install a potential that takes the discrete values as inputs.
+        jit = inner._jit_compile
+        inner._jit_compile = False
+        try:
+            inner.setup(warmup_steps, *args, **kwargs)
+        finally:
+            inner._jit_compile = jit
+        self.transforms = dict(inner.transforms)
+        inner.potential_fn = _GibbsPotential(
+            self.model,
+            tuple(args),
+            dict(kwargs),
+            self.transforms,
+            self._discrete_values,
+            jit=bool(jit),
+            jit_options=inner._jit_options,
+            ignore_warnings=bool(inner._ignore_jit_warnings),
+        )
+        inner.clear_cache()
+
+    def _start_log_joint_fn(
+        self, target: PyroTarget, continuous: dict[str, torch.Tensor]
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Log joint of discrete value indices ``(C, D)`` for the start: continuous sites at
+        their unconstrained ``initial_params`` when all are given, else at a uniform random
+        unconstrained point in (-2, 2) (the discrete start is drawn before HMC's)."""
+        if all(s.name in continuous for s in target.continuous_sites):
+            flat = torch.cat(
+                [
+                    torch.as_tensor(continuous[s.name], dtype=target.dtype).reshape(-1)
+                    for s in target.continuous_sites
+                ]
+            )
+        else:
+            flat = target.initial_state(1, self._generator)[1][0]  # type: ignore[arg-type]
+        fixed, _ = target.continuous_values(flat)
+
+        def log_joint_fn(discrete: torch.Tensor) -> torch.Tensor:
+            values = target.discrete_values(discrete)
+            return target.log_joint(values, discrete.dim() - 1, fixed=fixed)
+
+        return log_joint_fn
 
     def _set_discrete_values(self) -> None:
         values = self._target.discrete_values(self._discrete.discrete[0])  # type: ignore[union-attr]
