@@ -258,3 +258,40 @@ def test_diagnose_says_whether_the_chains_pass(tmp_path, capsys, converged):
         assert len(messages) == 1 and messages[0].startswith(f"chains in {path.name} (all")
         assert "convergence: FAIL, not converged: R-hat" in out
         assert "not a reliable posterior estimate" in out
+
+
+def _standard_normal():
+    import pyro
+    import pyro.distributions as dist
+
+    pyro.sample("x", dist.Normal(torch.zeros(2, dtype=torch.float64), 1.0).to_event(1))
+
+
+def test_sample_warns_once_for_unconverged_chains_and_records_it():
+    """pyrogen.infer.sample: chains too short for 100 bulk ESS warn once, naming the numbers;
+    converged chains do not; the outcome is in the attributes; check=False is silent."""
+    from pyrogen.infer import MetropolisHastings, sample
+
+    kernel = MetropolisHastings(_standard_normal)
+    idata, record = _run(sample, kernel, 4, num_samples=20, warmup_steps=10, seed=0, progress=False)
+    messages = record
+    assert len(messages) == 1 and "bulk ESS" in messages[0] and "MetropolisHastings" in messages[0]
+    assert idata.posterior.attrs["converged"] == 0
+    idata, record = _run(
+        sample,
+        MetropolisHastings(_standard_normal, "mala"),
+        16,
+        num_samples=1000,
+        warmup_steps=300,
+        seed=0,
+        progress=False,
+    )
+    assert record == []
+    assert idata.posterior.attrs["converged"] == 1
+    assert (
+        idata.posterior.attrs["max_r_hat"] < 1.01 and idata.posterior.attrs["min_ess_bulk"] >= 100
+    )
+    _, record = _run(
+        sample, kernel, 4, num_samples=20, warmup_steps=10, seed=0, progress=False, check=False
+    )
+    assert record == []

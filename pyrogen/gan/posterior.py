@@ -134,6 +134,7 @@ def latent_posterior(
         warmup_steps=warmup_steps,
         seed=seed,
         progress=progress,
+        check=False,  # checked below, for the quantity reported
         initial_params=dict(initial_params) if initial_params else None,
     )
     if "z" not in idata.posterior:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pyrogen import diagnostics
 from pyrogen._validation import check_positive_int
+from pyrogen.convergence import check_convergence
 from pyrogen.infer.adaptation import adaptation_steps
 from pyrogen.infer.base import VectorizedKernel
 
@@ -39,6 +40,7 @@ def sample(
     thin: int = 1,
     progress: bool = True,
     initial_params: Mapping[str, torch.Tensor] | None = None,
+    check: bool = True,
 ) -> diagnostics.InferenceData:
     r"""Run ``num_chains`` chains of ``kernel`` as one batch; return ArviZ ``InferenceData``.
 
@@ -64,6 +66,11 @@ def sample(
         progress: show a tqdm progress bar.
         initial_params: site name -> tensor of shape ``(num_chains, *site_shape)`` or
             ``site_shape``, passed to ``kernel.init_chains``.
+        check: compute max R-hat, min bulk ESS and the mean acceptance of the draws
+            (:func:`pyrogen.convergence.check_convergence`) and emit one
+            :class:`~pyrogen.ConvergenceWarning` when a threshold fails (R-hat > 1.01, bulk
+            ESS < 100, acceptance < 5%); the outcome is stored in the attributes either way.
+            ``False`` skips it (for callers that check the quantity they report themselves).
 
     Returns:
         ``InferenceData`` built by :func:`pyrogen.diagnostics.to_inference_data`:
@@ -73,7 +80,11 @@ def sample(
         ``acceptance_rate`` ``(chain,)``: the mean acceptance probability over all
         post-warmup steps. Attributes: ``wall_time`` (seconds, from initialisation to the
         draws on the host, excluding building the ``InferenceData``), ``seed``,
-        ``interrupted`` (1 when stopped by Ctrl-C: the draws made so far are returned).
+        ``interrupted`` (1 when stopped by Ctrl-C: the draws made so far are returned),
+        and with ``check`` ``converged`` (1 or 0), ``max_r_hat`` and ``min_ess_bulk``.
+
+    Warns:
+        ConvergenceWarning: with ``check``, when the chains fail a convergence threshold.
 
     The loop runs under ``torch.no_grad()``; a kernel that needs gradients (Langevin
     proposals) enables them locally.
@@ -132,6 +143,19 @@ def sample(
 
     attrs = {"seed": seed, "interrupted": int(interrupted), "thin": thin}
     attrs["warmup_steps"] = warmup_steps
+    if check and run.kept:
+        rate = sample_stats.get("acceptance_rate")
+        reliability = check_convergence(
+            draws,
+            f"draws of {type(kernel).__name__} ({num_chains} chains)",
+            acceptance=None if rate is None else float(torch.as_tensor(rate).double().mean()),
+            stacklevel=3,
+        )
+        attrs["converged"] = int(reliability.converged)
+        for key in ("max_r_hat", "min_ess_bulk"):
+            value = float(getattr(reliability, key))
+            if value == value:  # NaN (one chain, constant draws) is left out
+                attrs[key] = value
     return diagnostics.to_inference_data(
         draws, wall_time=wall_time, sample_stats=sample_stats, attrs=attrs
     )
