@@ -10,12 +10,17 @@ per chain when the machine has more than ``n`` CPUs (``mp_context`` picks the st
 another with the same kernel object, with a warning. pyrogen kernels work both ways (both are
 tested); on a 2-core machine every ``n > 1`` is sequential. ``pyro.set_rng_seed(s)`` before
 ``run`` makes all chains reproducible. For many chains, :func:`sample` is far faster.
+
+Draws of integer-valued sites (Categorical) come out of ``mcmc.get_samples()`` as ``long``
+:class:`IntegerDraws`, as Pyro's distributions produce them: they index models
+(``Predictive(model, mcmc.get_samples())``) and still average in ``mcmc.summary()``.
 """
 
 from pyrogen.infer.base import VectorizedKernel
 from pyrogen.infer.block_gibbs import BlockGibbs
 from pyrogen.infer.discrete_gibbs import DiscreteGibbs
 from pyrogen.infer.gibbs_within_hmc import GibbsWithinHMC
+from pyrogen.infer.integer_draws import IntegerDraws
 from pyrogen.infer.metropolis import MetropolisHastings
 from pyrogen.infer.vectorized import sample
 
@@ -23,6 +28,7 @@ __all__ = [
     "BlockGibbs",
     "DiscreteGibbs",
     "GibbsWithinHMC",
+    "IntegerDraws",
     "MetropolisHastings",
     "VectorizedKernel",
     "sample",

@@ -12,9 +12,11 @@ handles the driver's traps:
   ``cleanup`` forgets initial parameters so the next chain draws its own.
 * ``logging()`` is JSON-serialised every step: it returns strings only.
 * ``arviz.from_pyro`` reads ``diagnostics()["divergences"]``: always present (empty).
-* ``MCMC.summary()`` averages the stored draws, which fails for integer tensors: draws of
-  integer-valued sites (Categorical) are handed to the driver as floats holding exact
-  integers (``mcmc.get_samples()["a"].long()`` recovers the dtype).
+* ``MCMC`` stores the draws in one flat float tensor and applies ``transforms[name].inv``
+  per site: integer-valued sites (Categorical) have an
+  :class:`~pyrogen.infer.integer_draws.IntegerCast` there, so ``mcmc.get_samples()`` gives
+  them as ``long`` :class:`~pyrogen.infer.integer_draws.IntegerDraws` that index models
+  (``Predictive``) and still average in ``mcmc.summary()``.
 * Randomness: a ``torch.Generator`` owned by the kernel, seeded in ``setup`` from torch's
   global RNG, so ``pyro.set_rng_seed`` makes every chain reproducible (in Pyro's forked
   workers too, which re-seed per chain).

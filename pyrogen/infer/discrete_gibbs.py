@@ -25,6 +25,7 @@ import torch
 
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.pyro_target import PyroTarget
 from pyrogen.infer.site_layout import SiteLayout
 
@@ -278,7 +279,8 @@ class DiscreteGibbs(ChainKernel):
             )
         target.check_vectorized(batch_continuous=False)
         self._target = target
-        self.transforms = {}
+        # Integer draws (Categorical) reach mcmc.get_samples() as long (integer_draws).
+        self.transforms = integer_transforms(target.discrete_sites)
 
     @property
     def device(self) -> torch.device:

@@ -48,6 +48,7 @@ from pyrogen.infer.discrete_gibbs import (
     discrete_gibbs_sweep,
     initial_discrete_state,
 )
+from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.pyro_target import PyroTarget
 
 __all__ = ["GibbsWithinHMC"]
@@ -285,12 +286,13 @@ class GibbsWithinHMC(MCMCKernel):
             inner.setup(warmup_steps, *args, **kwargs)
         finally:
             inner._jit_compile = jit
-        self.transforms = dict(inner.transforms)
+        # Integer draws (Categorical) reach mcmc.get_samples() as long (integer_draws).
+        self.transforms = {**integer_transforms(target.discrete_sites), **inner.transforms}
         inner.potential_fn = _GibbsPotential(
             self.model,
             tuple(args),
             dict(kwargs),
-            self.transforms,
+            dict(inner.transforms),
             self._discrete_values,
             jit=bool(jit),
             jit_options=inner._jit_options,

@@ -38,6 +38,7 @@ from pyrogen.infer.adaptation import (
     step_size,
 )
 from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.proposal import log_accept_ratio, metropolis_accept, select
 from pyrogen.infer.pyro_target import PyroTarget
 
@@ -271,7 +272,8 @@ class MetropolisHastings(ChainKernel):
             raise ValueError("the model has no latent sites: nothing for MetropolisHastings")
         target.check_vectorized(batch_continuous=True)
         self._target = target
-        self.transforms = dict(target.transforms)
+        # Integer draws (Categorical) reach mcmc.get_samples() as long (integer_draws).
+        self.transforms = {**integer_transforms(target.discrete_sites), **target.transforms}
 
     @property
     def device(self) -> torch.device:
