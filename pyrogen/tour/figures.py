@@ -88,20 +88,26 @@ def image_rows(
 
 def scatter_embedding(
     points: torch.Tensor | np.ndarray,
-    labels: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray | None,
     path: str | os.PathLike[str],
     title: str = "",
 ) -> None:
-    """2-D points coloured by integer class label (0..9), with a legend."""
+    """2-D points ``(n, 2)`` coloured by integer class label ``(n,)`` (0..9), with a legend;
+    ``labels=None`` (unlabelled data) draws them in one colour, without a legend."""
     pts = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
-    lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     fig = Figure(figsize=(5.2, 4.6))
     ax = fig.subplots()
     cmap = matplotlib.colormaps["tab10"]
-    for k in np.unique(lab):
-        sel = lab == k
-        ax.scatter(pts[sel, 0], pts[sel, 1], s=7, color=cmap(int(k) % 10), label=str(k), alpha=0.8)
-    ax.legend(markerscale=2.5, fontsize=8, ncol=2, title="digit", loc="best")
+    if labels is None:
+        ax.scatter(pts[:, 0], pts[:, 1], s=7, color=cmap(0), alpha=0.8)
+    else:
+        lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
+        lab = np.asarray(lab)
+        for k in np.unique(lab):
+            sel = lab == k
+            color = cmap(int(k) % 10)
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=7, color=color, label=str(k), alpha=0.8)
+        ax.legend(markerscale=2.5, fontsize=8, ncol=2, title="digit", loc="best")
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     ax.set_title(title, fontsize=10)

@@ -19,7 +19,7 @@ def run_rbm(ctx: TourContext) -> RBM:
     cfg = ctx.config
     with ctx.stage("rbm") as m:
         with forked_global_rng(ctx.seed, ctx.device):  # the initial weights
-            rbm = RBM(64, cfg.rbm_hidden, device=ctx.device)
+            rbm = RBM(ctx.num_pixels, cfg.rbm_hidden, device=ctx.device)
         tic = time.perf_counter()
         history = fit(rbm, ctx.train, epochs=cfg.rbm_epochs, seed=ctx.seed, progress=ctx.progress)
         m["train_seconds"] = time.perf_counter() - tic
@@ -56,10 +56,12 @@ def run_rbm(ctx: TourContext) -> RBM:
         image_grid(
             [("real test digits", ctx.test[:64]), ("RBM samples", samples[:64])],
             ctx.figures / "rbm_samples.png",
+            shape=ctx.image_shape,
         )
         image_grid(
             [(f"first 64 of {cfg.rbm_hidden} filters (columns of W)", rbm.weight.T[:64])],
             ctx.figures / "rbm_filters.png",
+            shape=ctx.image_shape,
             symmetric=True,
         )
         m["summary"] = (
@@ -68,10 +70,11 @@ def run_rbm(ctx: TourContext) -> RBM:
         )
     section = ctx.report.section("RBM: energy model, AIS and block Gibbs")
     section.text(
-        f"A {64}x{cfg.rbm_hidden} binary RBM trained by CD-1 for {m['epochs']} epochs "
-        f"({m['train_seconds']:.1f} s). Its partition function is out of reach of enumeration "
-        f"(2^{min(64, cfg.rbm_hidden)} states), so log Z comes from annealed importance "
-        f"sampling ({cfg.ais_chains} runs x {cfg.ais_temperatures} temperatures): "
+        f"A {ctx.num_pixels}x{cfg.rbm_hidden} binary RBM trained by CD-1 for {m['epochs']} "
+        f"epochs ({m['train_seconds']:.1f} s). Its partition function is out of reach of "
+        f"enumeration (2^{min(ctx.num_pixels, cfg.rbm_hidden)} states), so log Z comes from "
+        f"annealed importance sampling ({cfg.ais_chains} runs x {cfg.ais_temperatures} "
+        "temperatures): "
         f"log Z = {m['log_partition']:.2f} +/- {m['log_likelihood_stderr']:.3f}, giving a "
         f"held-out log-likelihood of **{m['held_out_log_likelihood']:.2f} nats per image**. "
         f"Samples are the states of {n} block-Gibbs chains after {cfg.rbm_sample_sweeps} sweeps."

@@ -33,7 +33,7 @@ def run_vae(ctx: TourContext) -> VAE:
     with ctx.stage("vae") as m:
         pyro.clear_param_store()
         with forked_global_rng(ctx.seed, ctx.device):  # the initial weights
-            vae = VAE(64, cfg.vae_z_dim, hidden=(256,), device=ctx.device)
+            vae = VAE(ctx.num_pixels, cfg.vae_z_dim, hidden=(256,), device=ctx.device)
         tic = time.perf_counter()
         history = fit(
             vae,
@@ -61,12 +61,13 @@ def run_vae(ctx: TourContext) -> VAE:
                 ("VAE decoder means", vae.sample(64, mean=True, generator=ctx.generator(2))),
             ],
             ctx.figures / "vae_samples.png",
+            shape=ctx.image_shape,
         )
 
         # Dimensionality reduction: a VAE with a 2-D latent space.
         pyro.clear_param_store()
         with forked_global_rng(ctx.seed, ctx.device):
-            flat = VAE(64, 2, hidden=(256,), device=ctx.device)
+            flat = VAE(ctx.num_pixels, 2, hidden=(256,), device=ctx.device)
         fit(flat, ctx.train, epochs=cfg.vae_embedding_epochs, seed=ctx.seed, progress=ctx.progress)
         loc, _ = flat.encode(ctx.test)
         scatter_embedding(
@@ -77,9 +78,11 @@ def run_vae(ctx: TourContext) -> VAE:
         )
 
         # Hole filling: bottom half hidden, posterior over z by Metropolis-within-Gibbs.
+        # Row-major images: the first half of the pixels is the top half of the rows.
         k = cfg.inpaint_images
         x = ctx.test[:k]
-        mask = (torch.arange(64, device=ctx.device) < 32).expand(k, 64)
+        d = ctx.num_pixels
+        mask = (torch.arange(d, device=ctx.device) < d // 2).expand(k, d)
         result = inpaint(
             vae,
             x,
@@ -106,6 +109,7 @@ def run_vae(ctx: TourContext) -> VAE:
                 ("truth", x),
             ],
             ctx.figures / "vae_inpainting.png",
+            shape=ctx.image_shape,
         )
         m["summary"] = (
             f"IWAE log-likelihood {m['held_out_log_likelihood']:.2f} nats; "
