@@ -11,12 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from pyrogen import diagnostics
-from pyrogen.gan import GAN, fit, latent_posterior
+from pyrogen.gan import GAN, fit, gan_recipe, latent_posterior, recipe_fit_kwargs
 from pyrogen.seeding import forked_global_rng
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.context import TourContext
 from pyrogen.tour.figures import image_grid, image_rows
-from pyrogen.tour.models import DIGITS_GAN_FIT, digits_gan
 from pyrogen.tour.reliability import combine, describe, warn_combined
 from pyrogen.tour.report import Estimate, Report
 
@@ -44,7 +43,9 @@ def run_gan(ctx: TourContext) -> GAN:
     cfg = ctx.config
     with ctx.stage("gan") as m:
         with forked_global_rng(ctx.seed, ctx.device):  # the initial weights
-            gan = digits_gan(cfg.gan_latent_dim, device=ctx.device)
+            recipe = gan_recipe(ctx.num_pixels, cfg.gan_latent_dim, device=ctx.device)
+        gan = recipe.gan
+        m["r1_penalty"] = recipe.fit_kwargs["r1_penalty"]
         tic = time.perf_counter()
         history = fit(
             gan,
@@ -52,7 +53,7 @@ def run_gan(ctx: TourContext) -> GAN:
             steps=cfg.gan_steps,
             seed=ctx.seed,
             progress=ctx.progress,
-            **DIGITS_GAN_FIT,
+            **recipe.fit_kwargs,
         )
         m["train_seconds"] = time.perf_counter() - tic
         gan.requires_grad_(False)
@@ -125,13 +126,14 @@ def run_gan(ctx: TourContext) -> GAN:
 def report_gan(report: Report, m: Mapping[str, Any], cfg: TourConfig, figures: Path) -> None:
     """The GAN section, from the stage's metrics ``m``; an unconverged PSNR is marked."""
     reliability = m["superres_reliability"]
+    r1_penalty = m.get("r1_penalty", recipe_fit_kwargs(64)["r1_penalty"])  # older metrics
     gan_psnr = Estimate(m["superres_psnr_gan"], reliability, unit=" dB")
     section = report.section("GAN: an implicit model in Pyro, super-resolution by inference")
     section.text(
         f"An MLP GAN (latent dimension {cfg.gan_latent_dim}) trained with the non-saturating "
         f"generator loss for {cfg.gan_steps} steps ({m['train_seconds']:.1f} s), the "
         f"discriminator regularised by the R1 gradient penalty (gamma "
-        f"{DIGITS_GAN_FIT['r1_penalty']:g}; without it the game does not converge on binary "
+        f"{r1_penalty:g}; without it the game does not converge on binary "
         "pixels and the generator collapses to one image). The generator "
         "defines samples but no density, so there is no likelihood to report: its quality is "
         f"measured by the Fréchet digits distance, **{m['frechet_distance']:.2f}**."
