@@ -59,7 +59,7 @@ def test_ais_result_carries_the_ess_after_its_old_fields():
     rbm = random_rbm(0.1)
     result = ais(rbm, num_chains=50, num_temperatures=100, seed=0)
     log_z, stderr, log_weights = result[:3]  # the old positions are unchanged
-    assert AISResult._fields == ("log_z", "stderr", "log_weights", "ess")
+    assert AISResult._fields == ("log_z", "stderr", "log_weights", "ess", "log_z_floor")
     assert log_z is result.log_z and stderr is result.stderr and log_weights is result.log_weights
     torch.testing.assert_close(result.ess, effective_sample_size(result.log_weights))
     assert 1.0 <= float(result.ess) <= 50.0

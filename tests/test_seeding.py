@@ -42,7 +42,7 @@ from pyrogen.history import History
 from pyrogen.infer import BlockGibbs, sample
 from pyrogen.metrics import digits_features
 from pyrogen.random import LinearCongruential
-from pyrogen.rbm import RBM, ais
+from pyrogen.rbm import RBM, ais, log_likelihood_bounds, reverse_ais
 from pyrogen.rbm import fit as rbm_fit
 from pyrogen.seeding import (
     check_seed,
@@ -155,6 +155,19 @@ def _ais(seed: int | None) -> Any:
     return ais(_RBM_SMALL, num_chains=8, num_temperatures=20, data=_DIGITS, seed=seed)
 
 
+def _reverse_ais(seed: int | None) -> Any:
+    return reverse_ais(_RBM_SMALL, _DIGITS, num_chains=8, num_temperatures=20, seed=seed)
+
+
+def _bounds(seed: int | None) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 20 temperatures give a wide bracket: it says so
+        b = log_likelihood_bounds(_RBM_SMALL, _DIGITS, num_chains=8, num_temperatures=20, seed=seed)
+    return torch.tensor([b.lower, b.upper])
+
+
 def _rbm_sampling(seed: int | None) -> Any:
     return sample(BlockGibbs(_RBM_GAUSSIAN), num_chains=3, num_samples=4, warmup_steps=2, seed=seed)
 
@@ -256,6 +269,8 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.rbm.training.fit": _rbm_fit,
     "pyrogen.rbm.training.fit (pcd)": _rbm_fit_pcd,
     "pyrogen.rbm.ais.ais": _ais,
+    "pyrogen.rbm.ais.reverse_ais": _reverse_ais,
+    "pyrogen.rbm.likelihood.log_likelihood_bounds": _bounds,
     "pyrogen.infer.vectorized.sample (RBM block Gibbs)": _rbm_sampling,
     "pyrogen.gan.game.fit": _gan_fit,
     "pyrogen.gan.posterior.latent_posterior": _latent_posterior,
@@ -278,6 +293,19 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.seeding.forked_global_rng": _forked_global_rng,
 }
 
+def _mnist_features(seed: int, frechet: bool) -> Any:
+    from pyrogen.metrics import frechet_features, mnist_features
+
+    g = torch.Generator().manual_seed(11)
+    images = torch.bernoulli(torch.full((64, 784), 0.2), generator=g)
+    labels = torch.arange(64) % 10
+    if frechet:
+        net = frechet_features(784, images, labels, seed=seed)
+    else:
+        net = mnist_features(images, labels, epochs=1, seed=seed)
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
 #: Functions whose ``seed`` must be an int (a cache key, a generator's defining state): only
 #: rule (b) applies.
 INT_ONLY_CASES: dict[str, Callable[[int], Any]] = {
@@ -285,6 +313,8 @@ INT_ONLY_CASES: dict[str, Callable[[int], Any]] = {
     "pyrogen.metrics.digits_features": lambda seed: digits_features(seed=seed + 4),
     "pyrogen.random.LinearCongruential": lambda seed: LinearCongruential(seed=seed).state,
     "pyrogen.tour.mcmc_stage.gaussian_rbm": lambda seed: gaussian_rbm(seed, torch.device("cpu")),
+    "pyrogen.metrics.mnist_features": lambda seed: _mnist_features(seed, frechet=False),
+    "pyrogen.metrics.frechet_features": lambda seed: _mnist_features(seed, frechet=True),
 }
 
 #: Public functions with a ``seed`` that are not called here, and why.

@@ -47,14 +47,37 @@ from pyrogen._validation import (
 )
 from pyrogen.io import load_state, save_module
 
-__all__ = ["RBM", "MAX_ENUMERATION_BITS", "binary_states"]
+__all__ = [
+    "RBM",
+    "MAX_ENUMERATION_BITS",
+    "MAX_ENUMERATION_COST",
+    "binary_states",
+    "enumeration_cost",
+]
 
 #: ``log_partition`` enumerates at most ``2 ** MAX_ENUMERATION_BITS`` states.
 MAX_ENUMERATION_BITS = 25
 
-# States are enumerated in blocks of this many so that memory stays bounded
-# (2**16 states x 64 units x 8 bytes = 32 MiB in float64).
-_ENUMERATION_BLOCK_BITS = 16
+#: ... and at most this cost, in multiply-adds (:func:`enumeration_cost`): about a minute on
+#: one CPU thread. 2**25 states at 64 x 25 units is the largest such model; at 784 visible
+#: units it admits up to 20 hidden units (2**20 states x 784 x 20, about 18 s).
+MAX_ENUMERATION_COST = 2**25 * 64 * 25
+
+# Each block of enumerated states holds at most this many float64 numbers (32 MiB).
+_ENUMERATION_BLOCK_NUMBERS = 2**22
+
+
+def enumeration_cost(n_visible: int, n_hidden: int, visible: str = "bernoulli") -> int:
+    """Multiply-adds of exact :math:`\\log Z`: states enumerated x ``n_visible`` x ``n_hidden``.
+
+    The smaller layer is enumerated for Bernoulli units, the hidden layer for Gaussian ones.
+
+    Example:
+        >>> enumeration_cost(784, 20) == 2**20 * 784 * 20
+        True
+    """
+    bits = n_hidden if visible == "gaussian" else min(n_visible, n_hidden)
+    return 2**bits * n_visible * n_hidden
 
 
 def binary_states(
@@ -250,23 +273,31 @@ class RBM(nn.Module):
         :math:`\int e^{-E(v,h)} dv = (2\pi\sigma^2)^{n_v/2}
         \exp(c^\top h + b^\top W h / \sigma + \lVert W h\rVert^2 / 2)`.
 
-        Accumulates in float64 whatever the parameter dtype. Raises ``ValueError`` when
-        more than ``2**25`` states would be needed; use :func:`pyrogen.rbm.ais` then.
+        Accumulates in float64 whatever the parameter dtype, in blocks of states whose
+        memory stays under 32 MiB. Raises ``ValueError`` when more than ``2**25`` states, or
+        more than ``MAX_ENUMERATION_COST`` multiply-adds (:func:`enumeration_cost`), would be
+        needed; bracket the log-likelihood with :func:`pyrogen.rbm.log_likelihood_bounds`
+        then.
         """
         if self.is_gaussian:
             bits = self.n_hidden
         else:
             bits = min(self.n_visible, self.n_hidden)
-        if bits > MAX_ENUMERATION_BITS:
+        cost = enumeration_cost(self.n_visible, self.n_hidden, self.visible)
+        if bits > MAX_ENUMERATION_BITS or cost > MAX_ENUMERATION_COST:
             raise ValueError(
-                f"exact log_partition needs 2**{bits} states (more than "
-                f"2**{MAX_ENUMERATION_BITS}); estimate it with pyrogen.rbm.ais(rbm) instead"
+                f"exact log_partition needs 2**{bits} states and {cost:.3g} multiply-adds "
+                f"(limits 2**{MAX_ENUMERATION_BITS} and {MAX_ENUMERATION_COST:.3g}); estimate "
+                f"it with pyrogen.rbm.log_likelihood_bounds or pyrogen.rbm.ais instead"
             )
         w = self.weight.double()
         b = self.visible_bias.double()
         c = self.hidden_bias.double()
         enumerate_visible = not self.is_gaussian and self.n_visible < self.n_hidden
-        block = 2**_ENUMERATION_BLOCK_BITS
+        # The other layer's width: each enumerated state needs a row of that many numbers.
+        other = self.n_hidden if enumerate_visible else self.n_visible
+        block_bits = (_ENUMERATION_BLOCK_NUMBERS // max(other, bits, 1)).bit_length() - 1
+        block = 2 ** max(0, min(bits, block_bits))
         pieces = []
         for start in range(0, 2**bits, block):
             stop = min(start + block, 2**bits)

@@ -50,22 +50,33 @@ from pyrogen._validation import (
     check_positive_float,
     check_positive_int,
 )
+from pyrogen.convergence import warn_unreliable
 from pyrogen.history import History
-from pyrogen.rbm.ais import ais
-from pyrogen.rbm.model import RBM
+from pyrogen.rbm.ais import ais, log_partition_floor
+from pyrogen.rbm.model import RBM, enumeration_cost
 from pyrogen.seeding import make_generator, resolve_seed
 
 __all__ = ["fit", "pseudo_log_likelihood", "reconstruction_error", "standardize"]
 
-# Exact validation log-likelihood is computed every epoch while the enumerated layer has at
-# most this many units (2**20 states: well under a second on a CPU).
-_EXACT_EVERY_EPOCH_BITS = 20
+# Exact log-likelihoods are computed every epoch while exact log Z costs at most this many
+# multiply-adds (pyrogen.rbm.model.enumeration_cost): about a second on one CPU thread
+# (2**20 states x 64 x 20 units, or 2**16 x 784 x 16).
+_EXACT_EVERY_EPOCH_COST = 2**20 * 64 * 20
 # Defaults per algorithm (see the module docstring for how they were chosen).
 _DEFAULT_BATCH_SIZE = {"cd": 100, "pcd": 20}
-_DEFAULT_LR = {"cd": 0.2, "pcd": 0.04}
-# Training-set reconstruction error and pseudo-log-likelihood are monitored on this many
-# fixed, randomly chosen training examples.
+# Default learning rate = this / mean ||v~||^2 of the training data (the number of active
+# pixels of a binary image): 0.2 (CD) and 0.04 (PCD) on the binarised digits (18.7 pixels on).
+_DEFAULT_LR_TIMES_ACTIVE = {"cd": 3.75, "pcd": 0.75}
+# Monitors use at most this many fixed, randomly chosen examples ...
 _MONITOR_SIZE = 500
+# ... and by default cost at most this share of an epoch's model evaluations.
+_MONITOR_BUDGET = 0.1
+# A hidden unit whose mean P(h = 1 | v) over the monitored examples is below this (or above
+# 1 minus this) is dead (or saturated): it no longer carries information about v.
+_DEAD_UNIT_ACTIVATION = 1e-3
+# fit warns when at least this share of the hidden units is dead or saturated.
+_DEAD_UNIT_SHARE = 0.5
+_MONITORS = ("pseudo_likelihood", "reconstruction", "exact")
 
 
 def standardize(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -89,22 +100,117 @@ def reconstruction_error(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pseudo_log_likelihood(rbm: RBM, v: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    r"""Full pseudo-log-likelihood :math:`\sum_i \log P(v_i | v_{-i})` per example (binary units).
+def pseudo_log_likelihood(
+    rbm: RBM,
+    v: torch.Tensor,
+    batch_size: int = 256,
+    coordinates: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Pseudo-log-likelihood :math:`\sum_i \log P(v_i | v_{-i})` per example (binary units).
 
-    Every coordinate is flipped (not one random coordinate as in scikit-learn's estimate):
     :math:`\log P(v_i | v_{-i}) = -\operatorname{softplus}(F(v) - F(v^{(i)}))` where
-    :math:`v^{(i)}` is :math:`v` with unit :math:`i` flipped. Shape ``(n,)``.
+    :math:`v^{(i)}` is :math:`v` with unit :math:`i` flipped. By default every coordinate is
+    flipped (exact; :math:`n_v + 1` free energies per example). With ``coordinates``, an
+    integer tensor of shape ``(n, c)``, only those units are flipped and the sum is estimated
+    without bias as :math:`\frac{n_v}{c} \sum_{i \in \text{coordinates}} \log P(v_i|v_{-i})`
+    (:math:`c + 1` free energies; scikit-learn's ``score_samples`` is the case ``c = 1``).
+    Shape ``(n,)``.
+
+    Example:
+        >>> rbm = RBM(6, 3)
+        >>> v = torch.bernoulli(torch.full((4, 6), 0.5))
+        >>> every = torch.arange(6).expand(4, 6)
+        >>> full = pseudo_log_likelihood(rbm, v)
+        >>> torch.allclose(full, pseudo_log_likelihood(rbm, v, coordinates=every))
+        True
     """
     if rbm.is_gaussian:
         raise ValueError("pseudo_log_likelihood is defined here for Bernoulli visible units only")
+    if coordinates is not None:
+        if not isinstance(coordinates, torch.Tensor) or coordinates.dtype != torch.int64:
+            raise TypeError("coordinates must be an int64 tensor of shape (n, c)")
+        if coordinates.dim() != 2 or coordinates.shape[0] != v.shape[0]:
+            raise ValueError(
+                f"coordinates must have shape ({v.shape[0]}, c), got {tuple(coordinates.shape)}"
+            )
+        if coordinates.numel() and (coordinates.min() < 0 or coordinates.max() >= rbm.n_visible):
+            raise ValueError(f"coordinates must lie in [0, {rbm.n_visible})")
     out = []
     eye = torch.eye(rbm.n_visible, dtype=v.dtype, device=v.device)
-    for chunk in v.split(batch_size):
-        flipped = (chunk.unsqueeze(1) - eye).abs()  # (b, n_v, n_v): row i has unit i flipped
+    for index, chunk in zip(
+        torch.arange(v.shape[0], device=v.device).split(batch_size),
+        v.split(batch_size),
+        strict=True,
+    ):
+        if coordinates is None:
+            flips = eye  # (n_v, n_v): row i flips unit i
+            flipped = (chunk.unsqueeze(1) - flips).abs()  # (b, n_v, n_v)
+            scale = 1.0
+        else:
+            cols = coordinates[index].to(v.device)  # (b, c)
+            flipped = (chunk.unsqueeze(1) - eye[cols]).abs()  # (b, c, n_v)
+            scale = rbm.n_visible / max(cols.shape[1], 1)
         delta = rbm._free_energy(chunk).unsqueeze(1) - rbm._free_energy(flipped)
-        out.append(-F.softplus(delta).sum(-1))
+        out.append(-scale * F.softplus(delta).sum(-1))
     return torch.cat(out)
+
+
+class _Monitor:
+    """Fixed examples (and flipped coordinates) on which fit tracks the model every epoch.
+
+    ``budget`` is the number of free-energy evaluations one monitoring pass may cost; the
+    pseudo-likelihood then flips ``c`` fixed random coordinates of ``m`` fixed examples with
+    ``m (c + 1) <= budget`` (all coordinates when affordable), so that successive epochs are
+    compared on the same terms (common random numbers).
+    """
+
+    def __init__(
+        self,
+        rbm: RBM,
+        data: torch.Tensor,
+        kind: str | None,
+        size: int | None,
+        budget: float,
+        generator: torch.Generator,
+    ) -> None:
+        self.kind = kind
+        n = data.shape[0]
+        m = min(n, _MONITOR_SIZE if size is None else size)
+        self.flips = 0
+        if kind == "pseudo_likelihood" and not rbm.is_gaussian:
+            if size is None:
+                # Most examples first, then as many coordinates as the budget allows.
+                m = int(max(1, min(m, budget // 2)))
+                self.flips = int(max(1, min(rbm.n_visible, budget // m - 1)))
+            else:
+                self.flips = rbm.n_visible
+        elif kind in ("reconstruction", "exact") and size is None:
+            m = int(max(1, min(m, budget // 2)))
+        order = torch.randperm(n, generator=generator)[:m]
+        self.data = data[order.to(data.device)]
+        self.coordinates = None
+        if 0 < self.flips < rbm.n_visible:
+            keys = torch.rand(m, rbm.n_visible, generator=generator)
+            self.coordinates = keys.argsort(-1)[:, : self.flips]
+
+    def __call__(self, rbm: RBM, prefix: str = "") -> dict[str, float]:
+        if self.kind is None:
+            return {}
+        v = self.data
+        out: dict[str, float] = {}
+        out[prefix + "reconstruction_error"] = float(reconstruction_error(rbm, v))
+        if self.kind == "pseudo_likelihood" and not rbm.is_gaussian:
+            pl = pseudo_log_likelihood(rbm, v, coordinates=self.coordinates)
+            out[prefix + "pseudo_log_likelihood"] = float(pl.mean())
+        if self.kind == "exact" and not prefix:
+            log_z = rbm.log_partition()
+            out["log_likelihood"] = float((-rbm._free_energy(v) - log_z).mean())
+        if not prefix:
+            activity = torch.sigmoid(rbm._hidden_logits(v)).mean(0)
+            dead = (activity < _DEAD_UNIT_ACTIVATION) | (activity > 1 - _DEAD_UNIT_ACTIVATION)
+            out["dead_units"] = float(dead.double().mean())
+            out["mean_hidden_activation"] = float(activity.mean())
+        return out
 
 
 def _check_data(rbm: RBM, data: torch.Tensor, name: str) -> torch.Tensor:
@@ -146,6 +252,8 @@ def fit(
     init_visible_bias: bool = True,
     ais_every: int | None = 10,
     callback: Callable[[int, RBM, float], bool | None] | None = None,
+    monitor: Literal["pseudo_likelihood", "reconstruction", "exact"] | None = "pseudo_likelihood",
+    monitor_size: int | None = None,
 ) -> History:
     """Train ``rbm`` in place by CD-k or persistent CD; return per-epoch :class:`History`.
 
@@ -157,8 +265,13 @@ def fit(
         k: Gibbs sweeps per update.
         epochs: passes over the data.
         batch_size: examples per update; ``None``: 100 for CD, 20 for PCD.
-        lr: initial learning rate; ``None``: 0.2 for CD, 0.04 for PCD (persistent chains
-            only track the model when each update moves it little).
+        lr: initial learning rate; ``None``: 3.75 (CD) or 0.75 (PCD) divided by the mean
+            :math:`\\lVert \\tilde v \\rVert^2` of the training data, i.e. by the mean number of
+            active pixels of a binary image: 0.2 and 0.04 on the binarised 8x8 digits (18.7
+            pixels on), 0.036 and 0.0072 on binarised MNIST (104 on). A weight update moves
+            each hidden input by about ``lr`` times that number, so a rate that does not scale
+            with it kills every hidden unit at 784 pixels within 40 updates (CD at 0.2 did).
+            PCD's persistent chains only track the model when each update moves it little.
         lr_schedule: ``"constant"`` or ``"linear"`` (decays to 0 at the last update).
         momentum: momentum of SGD (PyTorch's convention).
         weight_decay: L2 penalty on ``weight`` (not on the biases).
@@ -171,6 +284,15 @@ def fit(
         init_visible_bias: set visible biases to the data log-odds (or means) first.
         ais_every: when the exact log-likelihood is too costly, estimate it by AIS every this
             many epochs (and at the last); ``None`` disables it.
+        monitor: what is tracked every epoch on a fixed subset of the training data:
+            ``"pseudo_likelihood"`` (reconstruction error and pseudo-log-likelihood, binary
+            units), ``"reconstruction"``, ``"exact"`` (also the exact log-likelihood; needs an
+            affordable exact log Z) or ``None``. The same measures are computed on
+            ``validation``.
+        monitor_size: examples monitored. ``None`` (default): as many as keep the monitor's
+            cost under 10% of an epoch (up to 500); the pseudo-likelihood then flips a fixed
+            random subset of coordinates (:func:`pseudo_log_likelihood` with
+            ``coordinates``). An explicit size flips every coordinate of that many examples.
         callback: called as ``callback(step, rbm, wall_time)`` after every parameter update
             (``step`` counts updates from 1; ``wall_time`` is the training time so far in
             seconds, on the clock of the history's ``wall_time``), off that clock and with
@@ -179,26 +301,37 @@ def fit(
             as it went).
 
     Returns:
-        :class:`~pyrogen.history.History` with ``reconstruction_error`` and
-        ``pseudo_log_likelihood`` (binary units) on a fixed subset of 500 training examples,
-        ``epoch_time`` and ``wall_time`` (training only), and for
-        ``validation`` also ``validation_reconstruction_error``,
-        ``validation_pseudo_log_likelihood`` and ``validation_log_likelihood`` (mean nats per
-        example: exact when the smaller layer has <= 20 units, else AIS, with
-        ``validation_log_likelihood_stderr``). Ctrl-C stops training cleanly and sets
-        ``history.interrupted``.
+        :class:`~pyrogen.history.History` with the monitor's series
+        (``reconstruction_error``, ``pseudo_log_likelihood``, ``log_likelihood``), the hidden
+        layer's health (``mean_hidden_activation``, ``dead_units``: the share of units
+        whose mean activation is below 1e-3 or above 1 - 1e-3), ``epoch_time`` and
+        ``wall_time`` (training only), ``monitor_time`` (monitoring and validation), and for
+        ``validation`` the same measures prefixed ``validation_`` plus
+        ``validation_log_likelihood`` (mean nats per example: exact when exact log Z costs
+        at most about a second, else every ``ais_every`` epochs an AIS estimate with
+        ``validation_log_likelihood_stderr``, capped by the floor of
+        :func:`~pyrogen.rbm.ais.log_partition_floor`; AIS is optimistic, so report
+        :func:`~pyrogen.rbm.log_likelihood_bounds` of the final model instead). Ctrl-C stops
+        training cleanly and sets ``history.interrupted``.
+
+    Warns:
+        ConvergenceWarning: once, when at least half of the hidden units are dead or
+            saturated at the end of an epoch (the model has stopped learning; lower ``lr``).
     """
     algorithm = check_choice(algorithm, "algorithm", ("cd", "pcd"))
     lr_schedule = check_choice(lr_schedule, "lr_schedule", ("constant", "linear"))
+    if monitor is not None:
+        monitor = check_choice(monitor, "monitor", _MONITORS)
+    if monitor_size is not None:
+        check_positive_int(monitor_size, "monitor_size")
     if batch_size is None:
         batch_size = _DEFAULT_BATCH_SIZE[algorithm]
-    if lr is None:
-        lr = _DEFAULT_LR[algorithm]
     check_positive_int(k, "k")
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(num_persistent, "num_persistent")
-    check_positive_float(lr, "lr")
+    if lr is not None:
+        check_positive_float(lr, "lr")
     check_nonnegative_float(momentum, "momentum")
     if momentum >= 1:
         raise ValueError(f"momentum must be < 1, got {momentum}")
@@ -208,6 +341,16 @@ def fit(
     data = _check_data(rbm, data, "data")
     if validation is not None:
         validation = _check_data(rbm, validation, "validation")
+    if lr is None:
+        active = float((rbm._scaled(data) ** 2).sum(-1).mean())
+        lr = _DEFAULT_LR_TIMES_ACTIVE[algorithm] / max(active, 1.0)
+    exact_cost = enumeration_cost(rbm.n_visible, rbm.n_hidden, rbm.visible)
+    exact = exact_cost <= _EXACT_EVERY_EPOCH_COST
+    if monitor == "exact" and not exact:
+        raise ValueError(
+            f"monitor='exact' needs exact log Z every epoch, which would cost {exact_cost:.3g} "
+            f"multiply-adds (limit {_EXACT_EVERY_EPOCH_COST:.3g}); use 'pseudo_likelihood'"
+        )
     if rbm.is_gaussian:
         mean_dev = float(data.mean(0).abs().max())
         spread = data.std(0) if data.shape[0] > 1 else torch.ones_like(data[0])
@@ -236,13 +379,18 @@ def fit(
         with torch.no_grad():
             start = data[torch.randint(n, (num_persistent,), generator=cpu_generator).to(device)]
             persistent = rbm._sample_visible(rbm._sample_hidden(start, generator), generator)
-    # Training-set monitors use a fixed subset: the full pseudo-likelihood flips every unit of
-    # every example and would cost more than the epoch itself.
-    monitor = data[torch.randperm(n, generator=cpu_generator)[:_MONITOR_SIZE].to(device)]
+    # Monitors use fixed subsets whose cost, in free energies, stays within the budget: an
+    # epoch evaluates about (2k + 4) hidden or visible layers per example.
+    budget = _MONITOR_BUDGET * n * (2 * k + 4)
+    tracker = _Monitor(rbm, data, monitor, monitor_size, budget, cpu_generator)
+    held_out = (
+        _Monitor(rbm, validation, monitor, monitor_size, budget, cpu_generator)
+        if validation is not None
+        else None
+    )
+    warned_dead = False
 
     velocity = [torch.zeros_like(p) for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias)]
-    bits = rbm.n_hidden if rbm.is_gaussian else min(rbm.n_visible, rbm.n_hidden)
-    exact = bits <= _EXACT_EVERY_EPOCH_BITS
     history = History()
     bar = tqdm(range(epochs), desc="RBM", disable=not progress, leave=False)
     step = 0
@@ -284,16 +432,13 @@ def fit(
                 torch.cuda.synchronize(device)
             epoch_time = time.perf_counter() - tic - paused
             wall += epoch_time
-            record = {
-                "epoch_time": epoch_time,
-                "wall_time": wall,
-                "reconstruction_error": float(reconstruction_error(rbm, monitor)),
-            }
-            if not rbm.is_gaussian:
-                record["pseudo_log_likelihood"] = float(pseudo_log_likelihood(rbm, monitor).mean())
-            if validation is not None:
+            tic = time.perf_counter()
+            record: dict[str, float] = {"epoch_time": epoch_time, "wall_time": wall}
+            record.update(tracker(rbm))
+            if held_out is not None:
+                record.update(held_out(rbm, prefix="validation_"))
                 record.update(
-                    _validation_metrics(
+                    _validation_log_likelihood(
                         rbm,
                         validation,
                         data,
@@ -304,7 +449,21 @@ def fit(
                         seed,
                     )
                 )
+            record["monitor_time"] = time.perf_counter() - tic
             history.record(**record)
+            if (
+                not warned_dead
+                and monitor is not None
+                and record.get("dead_units", 0.0) >= _DEAD_UNIT_SHARE
+            ):
+                warned_dead = True
+                warn_unreliable(
+                    f"RBM training, epoch {epoch + 1}: {record['dead_units']:.0%} of the hidden "
+                    f"units are dead or saturated (mean activation "
+                    f"{record['mean_hidden_activation']:.2g} over the monitored examples); the "
+                    f"model has stopped learning: lower lr (now {lr:.3g})",
+                    stacklevel=2,
+                )
             if progress and "validation_log_likelihood" in record:
                 bar.set_postfix(ll=f"{record['validation_log_likelihood']:.3f}")
             if stop:
@@ -364,7 +523,7 @@ def _sgd_step(
 
 
 @torch.no_grad()
-def _validation_metrics(
+def _validation_log_likelihood(
     rbm: RBM,
     validation: torch.Tensor,
     data: torch.Tensor,
@@ -374,18 +533,15 @@ def _validation_metrics(
     ais_every: int | None,
     seed: int | None,
 ) -> dict[str, float]:
-    out = {"validation_reconstruction_error": float(reconstruction_error(rbm, validation))}
-    if not rbm.is_gaussian:
-        out["validation_pseudo_log_likelihood"] = float(
-            pseudo_log_likelihood(rbm, validation).mean()
-        )
+    out: dict[str, float] = {}
+    mean_neg_f = float((-rbm._free_energy(validation)).double().mean())
     if exact:
-        log_z = rbm.log_partition()
-        out["validation_log_likelihood"] = float((-rbm._free_energy(validation) - log_z).mean())
+        out["validation_log_likelihood"] = mean_neg_f - float(rbm.log_partition())
     elif ais_every is not None and ((epoch + 1) % ais_every == 0 or last):
         result = ais(rbm, num_chains=100, num_temperatures=1000, data=data, seed=seed)
-        out["validation_log_likelihood"] = float(
-            (-rbm._free_energy(validation) - result.log_z).mean()
-        )
+        log_z = float(result.log_z)
+        if not rbm.is_gaussian:
+            log_z = max(log_z, float(log_partition_floor(rbm, data, validation)))
+        out["validation_log_likelihood"] = mean_neg_f - log_z
         out["validation_log_likelihood_stderr"] = float(result.stderr)
     return out

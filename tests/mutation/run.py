@@ -67,6 +67,7 @@ TEST_FILES = (
     "tests/test_rbm_model.py",
     "tests/test_rbm_sigma.py",
     "tests/test_rbm_ais_ess.py",
+    "tests/test_rbm_likelihood.py",
     "tests/test_diagnostics.py",
     "tests/test_sbc.py",
     "tests/test_infer_mcmc.py",  # last: 80 s of the 120 s the ten files take
@@ -123,7 +124,8 @@ def _order(*first: str, rest: bool = True) -> tuple[str, ...]:
 
 
 # The only kernel/RBM test files that call pyrogen.rbm.ais.
-_AIS_TESTS = _order("rbm_sigma", "rbm_ais_ess", "rbm_model", rest=False)
+_AIS_TESTS = _order("rbm_sigma", "rbm_ais_ess", "rbm_model", "rbm_likelihood", rest=False)
+_BRACKET_TESTS = _order("rbm_likelihood", rest=False)
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
@@ -210,17 +212,41 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ais_skip_first_increment",
         "AIS loop starts at k = 2: the weight increment log p_1(v_1) - log p_0(v_1) is lost",
         "rbm/ais.py",
-        "for k in range(1, len(beta_list)):",
-        "for k in range(2, len(beta_list)):",
+        "range(1, len(beta_list)),",
+        "range(2, len(beta_list)),",
         _AIS_TESTS,
     ),
     Mutation(
         "ais_transition_off_by_one",
         "AIS sweep after increment k runs at beta_{k-1} instead of beta_k (off by one)",
         "rbm/ais.py",
-        "v = _transition(rbm, v, cur, base_bias, generator)",
-        "v = _transition(rbm, v, prev, base_bias, generator)",
+        "v = _transition(rbm, v, cur, base_bias, generator, logits)",
+        "v = _transition(rbm, v, prev, base_bias, generator, logits)",
         _AIS_TESTS,
+    ),
+    Mutation(
+        "reverse_ais_not_reversed",
+        "reverse AIS anneals from the base up to the model instead of back down",
+        "rbm/ais.py",
+        "beta_list = betas.flip(0).tolist()",
+        "beta_list = betas.tolist()",
+        _BRACKET_TESTS,
+    ),
+    Mutation(
+        "floor_counts_duplicates",
+        "the log Z floor sums repeated states more than once",
+        "rbm/ais.py",
+        "unique = torch.unique(rows, dim=0)",
+        "unique = rows",
+        _BRACKET_TESTS,
+    ),
+    Mutation(
+        "bracket_ignores_floor",
+        "the bracket's optimistic end uses the AIS estimate even below the floor",
+        "rbm/likelihood.py",
+        "upper = mean_neg_f - max(log_z_ais, floor)",
+        "upper = mean_neg_f - log_z_ais",
+        _BRACKET_TESTS,
     ),
     Mutation(
         "ess_chain_draw_swapped",
