@@ -15,6 +15,8 @@ __all__ = ["register", "BENCHMARKS"]
 BENCHMARKS = {
     "mcmc": "mcmc_rbm.py",
     "rbm": "rbm_train.py",
+    "rbm-mnist": "rbm_mnist.py",
+    "gan-mnist": "gan_mnist.py",
     "vae": "vae_digits.py",
     "gan": "gan_toy.py",
     "superres": "gan_superres.py",
