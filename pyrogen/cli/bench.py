@@ -16,6 +16,7 @@ BENCHMARKS = {
     "mcmc": "mcmc_rbm.py",
     "rbm": "rbm_train.py",
     "rbm-mnist": "rbm_mnist.py",
+    "vae-mnist": "vae_mnist.py",
     "gan-mnist": "gan_mnist.py",
     "vae": "vae_digits.py",
     "gan": "gan_toy.py",
