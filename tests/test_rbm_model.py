@@ -237,3 +237,27 @@ def test_sampling_follows_generator_and_dtype():
     h = rbm.sample_hidden(v)
     assert h.dtype == torch.float32 and h.shape == (5, 4)
     assert set(rbm.sample_visible(h).unique().tolist()) <= {0.0, 1.0}
+
+
+def test_exact_path_is_chosen_by_cost_and_runs_in_bounded_blocks():
+    """784 visible units: 2**13 hidden states are enumerated in blocks of 4,096 (32 MiB of
+    float64) and agree with one unblocked sum; past MAX_ENUMERATION_COST the exact path is
+    refused even though 2**22 states are far below the 2**25 state limit."""
+    from pyrogen.rbm import MAX_ENUMERATION_COST, enumeration_cost
+
+    torch.manual_seed(0)
+    rbm = RBM(784, 13, dtype=torch.float64)
+    with torch.no_grad():
+        rbm.weight.normal_(0.0, 0.05)
+        rbm.visible_bias.normal_(0.0, 1.0)
+        rbm.hidden_bias.normal_(0.0, 1.0)
+    h = binary_states(13, dtype=torch.float64)
+    terms = h @ rbm.hidden_bias + torch.nn.functional.softplus(
+        rbm.visible_bias + h @ rbm.weight.T
+    ).sum(-1)
+    torch.testing.assert_close(
+        rbm.log_partition(), torch.logsumexp(terms, 0).detach(), rtol=0, atol=1e-9
+    )
+    assert enumeration_cost(784, 22) > MAX_ENUMERATION_COST
+    with pytest.raises(ValueError, match="multiply-adds"):
+        RBM(784, 22).log_partition()

@@ -60,7 +60,7 @@ MAX_ENUMERATION_BITS = 25
 
 #: ... and at most this cost, in multiply-adds (:func:`enumeration_cost`): about a minute on
 #: one CPU thread. 2**25 states at 64 x 25 units is the largest such model; at 784 visible
-#: units it admits up to 20 hidden units (2**20 states x 784 x 20, about 18 s).
+#: units it admits up to 21 hidden units (2**20 states x 784 x 20 take about 18 s).
 MAX_ENUMERATION_COST = 2**25 * 64 * 25
 
 # Each block of enumerated states holds at most this many float64 numbers (32 MiB).
