@@ -168,6 +168,19 @@ def _bounds(seed: int | None) -> Any:
     return torch.tensor([b.lower, b.upper])
 
 
+def _tour_held_out_likelihood(seed: int | None) -> Any:
+    import warnings
+
+    from pyrogen.tour.rbm_stage import held_out_likelihood
+
+    with forked_global_rng(4321):  # 26 hidden units: beyond exact enumeration, a bracket
+        rbm = RBM(64, 26)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 20 temperatures give a wide bracket: it says so
+        result = held_out_likelihood(rbm, _DIGITS, _DIGITS, 8, 20, seed=seed)
+    return torch.tensor([result["bounds"]["lower"], result["bounds"]["upper"]])
+
+
 def _rbm_sampling(seed: int | None) -> Any:
     return sample(BlockGibbs(_RBM_GAUSSIAN), num_chains=3, num_samples=4, warmup_steps=2, seed=seed)
 
@@ -271,6 +284,7 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.rbm.ais.ais": _ais,
     "pyrogen.rbm.ais.reverse_ais": _reverse_ais,
     "pyrogen.rbm.likelihood.log_likelihood_bounds": _bounds,
+    "pyrogen.tour.rbm_stage.held_out_likelihood": _tour_held_out_likelihood,
     "pyrogen.infer.vectorized.sample (RBM block Gibbs)": _rbm_sampling,
     "pyrogen.gan.game.fit": _gan_fit,
     "pyrogen.gan.posterior.latent_posterior": _latent_posterior,
@@ -292,6 +306,7 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.seeding.resolve_seed": resolve_seed,
     "pyrogen.seeding.forked_global_rng": _forked_global_rng,
 }
+
 
 def _mnist_features(seed: int, frechet: bool) -> Any:
     from pyrogen.metrics import frechet_features, mnist_features

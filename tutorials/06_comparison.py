@@ -26,8 +26,8 @@
 # the same train/test split for all three models:
 #
 # 1. **held-out log-likelihood**: the RBM's exact value (its $2^{16}$-term partition function
-#    is enumerable) and its AIS estimate, the VAE's importance-weighted bound, and for the
-#    GAN nothing, because an implicit model has no density;
+#    is enumerable) and its AIS / reverse-AIS bracket, the VAE's importance-weighted bound,
+#    and for the GAN nothing, because an implicit model has no density;
 # 2. **sample quality** all three share: the Fréchet distance between features of samples
 #    and of held-out digits (`pyrogen.metrics.frechet_distance` with
 #    `pyrogen.metrics.digits_features`, a small classifier trained on the digits);
@@ -56,7 +56,7 @@ from pyrogen.data import load_digits
 from pyrogen.gan import fit as fit_gan
 from pyrogen.infer import BlockGibbs, sample
 from pyrogen.metrics import digits_features, frechet_distance
-from pyrogen.rbm import RBM, ais
+from pyrogen.rbm import RBM, log_likelihood_bounds
 from pyrogen.rbm import fit as fit_rbm
 from pyrogen.tour.models import DIGITS_GAN_FIT, digits_gan
 from pyrogen.vae import VAE, elbo, log_likelihood
@@ -101,8 +101,10 @@ print(f"train {tuple(train.shape)}, test {tuple(test.shape)}; independent pixels
 #
 # A 64 x 16 RBM trained by CD-1 (tutorial 2). With 16 hidden units the exact
 # $\log Z_\theta$ is a sum of $2^{16}$ closed-form terms, so the held-out log-likelihood
-# $\frac1n \sum_t [-F(\mathbf v^t)] - \log Z_\theta$ is exact; AIS gives the estimate one
-# would have to use for a bigger model. Samples are the states of 360 independent block-Gibbs
+# $\frac1n \sum_t [-F(\mathbf v^t)] - \log Z_\theta$ is exact; a bigger model would need
+# the bracket of `log_likelihood_bounds`: reverse AIS from the held-out digits (conservative)
+# and AIS (optimistic, here also printed alone), flagged when the two ends disagree.
+# Samples are the states of 360 independent block-Gibbs
 # chains after a few hundred sweeps from random noise: the "Markov chain" of the slide.
 
 # %%
@@ -115,7 +117,11 @@ rbm.requires_grad_(False)
 with torch.no_grad():
     exact_log_z = float(rbm.log_partition())
     minus_free = float(-rbm.free_energy(test).mean())
-ais_result = ais(rbm, num_chains=AIS_CHAINS, num_temperatures=AIS_TEMPERATURES, data=train, seed=0)
+# The bracket a bigger model would need: reverse AIS (conservative) and AIS (optimistic).
+bounds = log_likelihood_bounds(
+    rbm, test, train, num_chains=AIS_CHAINS, num_temperatures=AIS_TEMPERATURES, seed=0
+)
+ais_result = bounds.forward  # the AIS run inside the bracket: base rates from train, seed 0
 tic = time.perf_counter()
 idata = sample(
     BlockGibbs(rbm),
@@ -140,6 +146,7 @@ print(
     f"held-out log-likelihood: exact {minus_free - exact_log_z:.3f}, with AIS log Z "
     f"{ais_log_lik:.3f} +- {float(ais_result.stderr):.3f}"
 )
+print(f"bracket: {bounds}")
 
 # %% [markdown]
 # ## 2. The VAE: an importance-weighted bound, ancestral samples
@@ -247,10 +254,11 @@ show(fig)
 # ## 5. Back to the slide
 #
 # * **RBM: intractable likelihood, approximate gradients, a Markov chain.** On this small
-#   model the likelihood is exact only because 16 hidden units can be enumerated; AIS agrees
-#   with it to a fraction of a nat, and is what a larger RBM would need. Training used CD-1,
-#   a biased stand-in for the gradient, and every sample above cost a few hundred Gibbs
-#   sweeps, by far the slowest sampler of the three.
+#   model the likelihood is exact only because 16 hidden units can be enumerated; the AIS /
+#   reverse-AIS bracket holds it within a fraction of a nat, and is what a larger RBM would
+#   need (one AIS number alone can be optimistic by many nats on a peaked model). Training
+#   used CD-1, a biased stand-in for the gradient, and every sample above cost a few hundred
+#   Gibbs sweeps, by far the slowest sampler of the three.
 # * **VAE: a bound, not asymptotically consistent.** Its figure is a lower bound (the IWAE
 #   value sits above the ELBO, both below the true $\log P(X)$), and the factorised encoder
 #   leaves a gap even at the optimum (tutorial 4). Samples are one decoder pass. Binary
@@ -275,6 +283,8 @@ assert vae_row["parameters"] == (64 * 256 + 256 + 256 * 16 + 16) + (8 * 256 + 25
 assert gan_row["log-lik"] is None
 assert rbm_row["log-lik"] > baseline + 1.0 and vae_row["log-lik"] > baseline + 1.0
 assert abs(ais_log_lik - rbm_row["log-lik"]) < max(4 * float(ais_result.stderr), 0.05)
+slack = 4 * max(bounds.lower_stderr, bounds.upper_stderr) + 0.05
+assert bounds.lower - slack < rbm_row["log-lik"] < bounds.upper + slack, bounds
 assert vae_iwae > vae_elbo
 for name, row in results.items():
     assert row["Fréchet"] > reference_fd, name  # no model beats real data

@@ -18,7 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "pyrogen's kernels and Pyro's, and write report.md, report.html (self-contained) and "
         "metrics.json. Default sizes take under 5 minutes on 2 CPU cores; --quick under 1. "
         "--data trains every stage on other images (e.g. mnist5k, 28x28; much slower); "
-        "stages still written for 8x8 digits only (the GAN) are then skipped.",
+        "the GAN's super-resolution (written for 8x8 digits) is then skipped, and Frechet "
+        "distances use a 28x28 classifier trained on the labels (mnist5k) or are left out.",
         epilog="Example: pyrogen tour --quick --out runs/tour\n"
         "         pyrogen tour --quick --data mnist5k --max-train 1000 --out runs/tour784",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -13,8 +13,12 @@ class TourConfig:
 
     rbm_hidden: int = 64
     rbm_epochs: int = 100
-    ais_chains: int = 200
-    ais_temperatures: int = 2000
+    # Of each of the two estimators of the log-likelihood bracket (AIS and reverse AIS), with
+    # equally spaced temperatures: about 5 s for both at 64x64 on a shared 2-core CPU (the
+    # default schedule of 14,501 takes about 15 s). On the digits the bracket came out 0.01
+    # nats wide with 4,000 temperatures and with 1,000 (quick).
+    ais_chains: int = 100
+    ais_temperatures: int = 2500
     rbm_sample_sweeps: int = 1000
     vae_z_dim: int = 8
     vae_epochs: int = 100
@@ -45,7 +49,7 @@ class TourConfig:
             rbm_hidden=32,
             rbm_epochs=25,
             ais_chains=100,
-            ais_temperatures=500,
+            ais_temperatures=1000,
             rbm_sample_sweeps=300,
             vae_epochs=25,
             vae_embedding_epochs=15,

@@ -17,7 +17,10 @@ from pyrogen.seeding import make_generator
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.report import Report
 
-__all__ = ["TourContext"]
+__all__ = ["MNIST_PIXELS", "TourContext"]
+
+#: Width of a flattened 28x28 image, the domain of the MNIST Fréchet features.
+MNIST_PIXELS = 28 * 28
 
 
 @dataclass
@@ -67,25 +70,73 @@ class TourContext:
         return make_generator(self.seed * 1000 + offset, self.device)
 
     @property
-    def features(self) -> Any:
-        """The digits feature map of the Fréchet distance (trained once, then cached)."""
-        if self._features is None:
-            from pyrogen.metrics import digits_features
+    def image_noun(self) -> str:
+        """``"digits"`` for the 8x8 digits, ``"images"`` otherwise (figure titles)."""
+        return "digits" if self.is_digits else "images"
 
-            self._features = digits_features(seed=self.seed, device=self.device)
+    @property
+    def has_features(self) -> bool:
+        """Whether a built-in Fréchet feature map fits the data: the 8x8 digits, or 784-pixel
+        images with training labels (the MNIST classifier is trained on them)."""
+        if self.is_digits:
+            return True
+        return self.num_pixels == MNIST_PIXELS and self.train_labels is not None
+
+    @property
+    def frechet_name(self) -> str:
+        """How the report names the Fréchet distance of these data."""
+        return "Fréchet digits distance" if self.is_digits else "Fréchet MNIST distance"
+
+    @property
+    def features(self) -> Any:
+        """The Fréchet feature map (trained once, then cached): the digits classifier of
+        :func:`pyrogen.metrics.digits_features` on 8x8 digits, the 28x28 classifier of
+        :func:`pyrogen.metrics.mnist_features` trained on ``train`` and ``train_labels``
+        at 784 pixels (:func:`pyrogen.metrics.frechet_features`)."""
+        if self._features is None:
+            from pyrogen.metrics import frechet_features
+
+            if not self.has_features:
+                raise ValueError(
+                    f"no built-in Fréchet feature map for {self.data_name} "
+                    f"({self.num_pixels} pixels, labels {self.train_labels is not None})"
+                )
+            self._features = frechet_features(
+                self.num_pixels,
+                self.train,
+                self.train_labels,
+                seed=self.seed,
+                device=self.device,
+            )
         return self._features
 
     def frechet(self, samples: torch.Tensor) -> float:
-        """Fréchet digits distance of ``samples`` ``(n, 64)`` to the test split.
-
-        NaN for data that are not 8x8: the feature map is a classifier of the 8x8 digits.
-        TODO(issue 10): a feature map for 28x28 MNIST (pyrogen.metrics).
-        """
+        """Fréchet distance of ``samples`` ``(n, H * W)`` to the test split under
+        :attr:`features`; NaN where no built-in feature map fits (:attr:`has_features`)."""
         from pyrogen.metrics import frechet_distance
 
-        if not self.is_digits:
+        if not self.has_features:
             return float("nan")
         return float(frechet_distance(samples.to(self.test), self.test, self.features))
+
+    def coverage(self, samples: torch.Tensor) -> dict[str, Any] | None:
+        """Class coverage of ``samples`` under the 28x28 classifier
+        (:func:`pyrogen.metrics.class_coverage`), with the real test images' as reference;
+        None on the 8x8 digits (not measured there) or without labels."""
+        from pyrogen.metrics import class_coverage
+
+        if self.is_digits or not self.has_features:
+            return None
+        result = {}
+        for name, images in (("samples", samples.to(self.test)), ("test", self.test)):
+            c = class_coverage(self.features, images)
+            result[name] = {
+                "kl_to_uniform": c.kl_to_uniform,
+                "max_share": c.max_share,
+                "num_covered": c.num_covered,
+                "num_classes": int(c.counts.numel()),
+            }
+        return result
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:

@@ -6,6 +6,11 @@ is a result only when every part converged; :func:`combine` makes the one reliab
 (the JSON form, :meth:`Reliability.as_dict`) that ``metrics.json`` stores and the report
 renders, and :func:`warn_combined` emits the one :class:`~pyrogen.ConvergenceWarning` the
 number deserves.
+
+An RBM log-likelihood bracket (:func:`pyrogen.rbm.log_likelihood_bounds`) has no chains to
+check, but it can be flagged as well (its ends disagree, or it is too wide):
+:func:`bracket_reliability` gives it the same dict, so the report marks a flagged bracket
+exactly as it marks an unconverged chain.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from pyrogen.convergence import ACCEPT_MIN, ESS_MIN, R_HAT_MAX, Reliability, warn_unreliable
 
-__all__ = ["as_mapping", "combine", "describe", "warn_combined"]
+__all__ = ["as_mapping", "bracket_reliability", "combine", "describe", "warn_combined"]
 
 
 def as_mapping(reliability: Reliability | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -29,6 +34,38 @@ def as_mapping(reliability: Reliability | Mapping[str, Any]) -> Mapping[str, Any
         "reliability must be a pyrogen.convergence.Reliability or its as_dict(), got "
         f"{type(reliability).__name__}"
     )
+
+
+def bracket_reliability(bounds: Any, quantity: str) -> dict[str, Any]:
+    """Reliability dict (the form :func:`combine` returns) of an RBM log-likelihood bracket.
+
+    ``bounds`` is a :class:`pyrogen.rbm.LikelihoodBounds`, its ``as_dict()``, or None for an
+    exact log-likelihood (always reliable). The bracket counts as converged when it has no
+    problems; otherwise the label names them, e.g.
+    ``"unreliable bracket: bracket 5.30 nats wide (> 2)"``, and
+    :class:`~pyrogen.tour.report.Estimate` renders the bracket demoted after that label.
+    """
+    if bounds is None:
+        problems: list[str] = []
+    else:
+        record = bounds.as_dict() if hasattr(bounds, "as_dict") else bounds
+        if not isinstance(record, Mapping) or "problems" not in record:
+            raise TypeError(
+                "bounds must be a pyrogen.rbm.LikelihoodBounds, its as_dict() or None, got "
+                f"{type(bounds).__name__}"
+            )
+        problems = [str(p) for p in record["problems"]]
+    label = "unreliable bracket: " + "; ".join(problems) if problems else "reliable"
+    return {
+        "quantity": quantity,
+        "converged": not problems,
+        "max_r_hat": None,
+        "min_ess_bulk": None,
+        "acceptance": None,
+        "label": label,
+        "parts": 1,
+        "failed_parts": int(bool(problems)),
+    }
 
 
 def describe(reliability: Reliability | Mapping[str, Any]) -> str:
