@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pyro
@@ -12,6 +13,7 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
 
 from pyrogen.data import load_digits
 from pyrogen.vae import SSVAE, fit_classifier, fit_semisupervised
+from pyrogen.vae.ssvae import DEFAULT_ALPHA_PER_EXAMPLE, DEFAULT_LR
 
 
 def _small(seed: int = 0, dtype: torch.dtype = torch.float32) -> SSVAE:
@@ -131,3 +133,70 @@ def test_ssvae_with_100_labels_beats_labelled_only_mlp():
     )
     ssvae_accuracy = float((ssvae.predict(test) == y_test).double().mean())
     assert ssvae_accuracy > mlp_accuracy
+
+
+def test_default_alpha_and_lr_are_the_documented_ones():
+    """alpha=None means DEFAULT_ALPHA_PER_EXAMPLE * (n_l + n_u); lr defaults to DEFAULT_LR."""
+    assert DEFAULT_ALPHA_PER_EXAMPLE == 1.0 and DEFAULT_LR == 3e-3
+    assert inspect.signature(fit_semisupervised).parameters["lr"].default == DEFAULT_LR
+    x, y = _data(30)
+    trained = []
+    for alpha in (None, DEFAULT_ALPHA_PER_EXAMPLE * 30, 0.1 * 30):
+        ssvae = _small()
+        fit_semisupervised(
+            ssvae,
+            (x[:6], y[:6]),
+            x[6:],
+            epochs=2,
+            batch_size=8,
+            alpha=alpha,
+            seed=0,
+            progress=False,
+        )
+        trained.append(torch.cat([p.detach().flatten() for p in ssvae.parameters()]))
+    assert torch.equal(trained[0], trained[1])
+    assert not torch.equal(trained[0], trained[2])
+
+
+def _balanced(y: torch.Tensor, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` random labelled examples of each digit; the rest unlabelled."""
+    g = torch.Generator().manual_seed(seed)
+    lab = torch.cat(
+        [
+            (y == c)
+            .nonzero()
+            .squeeze(1)[torch.randperm(int((y == c).sum()), generator=g)][:per_class]
+            for c in range(10)
+        ]
+    )
+    mask = torch.ones(y.numel(), dtype=torch.bool)
+    mask[lab] = False
+    return lab, mask.nonzero().squeeze(1)
+
+
+def test_m2_with_20_labels_beats_the_best_labels_only_mlp():
+    """Issue 10: with 20 labels (2 per digit) M2 at its defaults beats the labels-only MLP.
+
+    Seed policy: one fixed seed (0) for the labelled subset, both initialisations and M2's
+    minibatches; the MLP gets the better of two weight decays (its best on the *test* set,
+    which favours it). M2 must win by 0.03 (11 of 360 test digits). Measured when written
+    (20 epochs, seeds 0/1/2 of benchmarks/ssvae_labels.py's split): M2 0.842/0.767/0.769 vs
+    the MLP's best 0.756/0.689/0.686, so the margin leaves room for numeric drift.
+    """
+    torch.set_num_threads(1)
+    train, test, y_train, y_test = load_digits(return_labels=True, seed=0)
+    lab, unl = _balanced(y_train, 2, seed=0)
+    mlp_accuracy = 0.0
+    for weight_decay in (1e-4, 1e-2):
+        mlp = fit_classifier(train[lab], y_train[lab], 10, weight_decay=weight_decay, seed=0)
+        with torch.no_grad():
+            accuracy = float((mlp(test).argmax(-1) == y_test).double().mean())
+        mlp_accuracy = max(mlp_accuracy, accuracy)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        ssvae = SSVAE(64, 8, 10)
+    fit_semisupervised(
+        ssvae, (train[lab], y_train[lab]), train[unl], epochs=20, seed=0, progress=False
+    )
+    ssvae_accuracy = float((ssvae.predict(test) == y_test).double().mean())
+    assert ssvae_accuracy > mlp_accuracy + 0.03, (ssvae_accuracy, mlp_accuracy)
