@@ -152,6 +152,20 @@ def test_ais_that_misses_the_modes_is_flagged_and_capped_by_the_floor():
     assert bounds.as_dict()["reliable"] is False
 
 
+def test_bracket_reports_a_low_ais_effective_sample_size():
+    """Weights of sd 3 and 3 temperatures: a few AIS runs carry all the weight."""
+    torch.manual_seed(0)
+    rbm = RBM(20, 10)
+    with torch.no_grad():
+        for param in rbm.parameters():
+            param.normal_(0.0, 3.0)
+    v = torch.bernoulli(torch.full((50, 20), 0.5), generator=torch.Generator().manual_seed(1))
+    with pytest.warns(ConvergenceWarning):
+        bounds = log_likelihood_bounds(rbm, v, num_chains=100, num_temperatures=3, seed=0)
+    assert bounds.forward.ess_fraction < 0.1
+    assert any("effective sample size" in p for p in bounds.problems)
+
+
 def test_seeded_bounds_are_reproducible_and_leave_the_global_rng():
     rbm = RBM(8, 4)
     v = torch.bernoulli(torch.full((30, 8), 0.4), generator=torch.Generator().manual_seed(0))

@@ -36,7 +36,7 @@ import torch
 
 from pyrogen._validation import check_positive_float, check_positive_int
 from pyrogen.convergence import warn_unreliable
-from pyrogen.rbm.ais import AISResult, ais, reverse_ais
+from pyrogen.rbm.ais import ESS_FRACTION_MIN, AISResult, ais, reverse_ais
 from pyrogen.rbm.model import RBM
 from pyrogen.seeding import resolve_seed
 
@@ -149,8 +149,9 @@ def log_likelihood_bounds(
         gives it for JSON.
 
     Warns:
-        ConvergenceWarning: when the AIS estimate lies below the floor (it is then replaced
-            by the floor in ``upper``), the reverse estimate lies below the floor, the two ends
+        ConvergenceWarning: when the AIS weights' effective sample size is below 10% of the
+            runs, the AIS estimate lies below the floor (it is then replaced by the floor in
+            ``upper``), the reverse estimate lies below the floor, the two ends
             contradict each other by more than 3 standard errors, or the bracket is wider
             than ``max_width``.
 
@@ -206,6 +207,11 @@ def log_likelihood_bounds(
     log_z_rev, se_rev = float(reverse.log_z), float(reverse.stderr)
 
     problems = []
+    if not forward.ess_fraction >= ESS_FRACTION_MIN:
+        problems.append(
+            f"AIS weights' effective sample size is {forward.ess_fraction:.1%} of the runs "
+            f"(< {ESS_FRACTION_MIN:.0%}): its standard error is unreliable"
+        )
     if log_z_ais + 3.0 * se_ais < floor:
         problems.append(
             f"AIS log Z {log_z_ais:.4g} is below the certain lower bound {floor:.4g} "
