@@ -10,10 +10,21 @@ full conditional, computed from the model's log joint at every value of the coor
 All :math:`k_d` values of the coordinate go through the model as one batch; chains updating
 coordinates of different cardinalities are evaluated in one batch per cardinality, so a sweep
 costs :math:`\sum_d k_d` evaluations per chain. A step is a sweep of ``D``
-coordinate updates: in order :math:`1..D` (``scan="systematic"``; invariant, not reversible)
-or ``D`` coordinates drawn uniformly with replacement, independently per chain
-(``scan="random"``; each update, hence the sweep, is reversible). References: Geman & Geman
-(1984); Liu, *Monte Carlo Strategies in Scientific Computing* (2001), section 6.1.
+coordinate updates, in one of three orders:
+
+* ``scan="permutation"`` (the default): every coordinate once, in a fresh uniformly random
+  order per chain and sweep (random scan without replacement). The sweep kernel
+  :math:`K = \frac{1}{D!}\sum_\sigma P_{\sigma(1)} \cdots P_{\sigma(D)}` is reversible,
+  since reversing a uniform permutation gives a uniform permutation, so its adjoint
+  :math:`\frac{1}{D!}\sum_\sigma P_{\sigma(D)} \cdots P_{\sigma(1)}` is :math:`K` itself;
+  and no coordinate is left out of a sweep, which mixes better per sweep than drawing with
+  replacement (a coordinate is missed with probability :math:`(1 - 1/D)^D \approx e^{-1}`);
+* ``scan="random"``: ``D`` coordinates drawn uniformly with replacement, independently per
+  chain (each update, hence the sweep, is reversible);
+* ``scan="systematic"``: in order :math:`1..D` (invariant, not reversible).
+
+References: Geman & Geman (1984); Liu, *Monte Carlo Strategies in Scientific Computing*
+(2001), section 6.1; Roberts & Sahu (1997) on scan orders.
 """
 
 from __future__ import annotations
@@ -34,11 +45,15 @@ __all__ = [
     "DiscreteGibbsState",
     "coordinate_log_conditional",
     "gibbs_update",
+    "SCANS",
     "scan_order",
     "discrete_gibbs_sweep",
     "initial_discrete_state",
     "MAX_INIT_ATTEMPTS",
 ]
+
+#: The coordinate orders of a sweep (see the module docstring); the first is the default.
+SCANS = ("permutation", "random", "systematic")
 
 #: Random restarts tried for chains that start where the density is zero.
 MAX_INIT_ATTEMPTS = 100
@@ -144,6 +159,9 @@ def scan_order(
     if scan == "systematic":
         order = torch.arange(num_coordinates, device=device)
         return order.unsqueeze(-1).expand(num_coordinates, num_chains)
+    if scan == "permutation":
+        keys = torch.rand((num_chains, num_coordinates), generator=generator, device=device)
+        return keys.argsort(-1).T
     return torch.randint(
         num_coordinates, (num_coordinates, num_chains), generator=generator, device=device
     )
@@ -154,7 +172,7 @@ def discrete_gibbs_sweep(
     log_joint_fn: LogJointFn,
     cardinalities: torch.Tensor,
     generator: torch.Generator,
-    scan: str = "random",
+    scan: str = "permutation",
     coordinate_names: Sequence[str] | None = None,
 ) -> DiscreteGibbsState:
     """One sweep of ``D`` single-coordinate Gibbs updates of every chain (pure)."""
@@ -219,7 +237,8 @@ class DiscreteGibbs(ChainKernel):
             :class:`~pyrogen.infer.GibbsWithinHMC` or
             :class:`~pyrogen.infer.MetropolisHastings`. The model must broadcast over extra
             leading batch dimensions (checked).
-        scan: ``"random"`` or ``"systematic"`` coordinate order (see the module docstring).
+        scan: ``"permutation"`` (default), ``"random"`` or ``"systematic"`` coordinate order
+            (see the module docstring).
         model_args, model_kwargs: model arguments for :meth:`init_chains` without ``MCMC``
             (``MCMC.run(*args, **kwargs)`` overrides them).
 
@@ -243,7 +262,7 @@ class DiscreteGibbs(ChainKernel):
     def __init__(
         self,
         model: Callable[..., Any],
-        scan: Literal["random", "systematic"] = "random",
+        scan: Literal["permutation", "random", "systematic"] = "permutation",
         *,
         model_args: Sequence[Any] = (),
         model_kwargs: dict[str, Any] | None = None,
@@ -251,7 +270,7 @@ class DiscreteGibbs(ChainKernel):
         if not callable(model):
             raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
         self.model = model
-        self.scan = check_choice(scan, "scan", ("random", "systematic"))
+        self.scan = check_choice(scan, "scan", SCANS)
         super().__init__(model_args, model_kwargs)
         self._target: PyroTarget | None = None
 

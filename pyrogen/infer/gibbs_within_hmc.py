@@ -44,6 +44,7 @@ from pyro.util import ignore_jit_warnings
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.chain_kernel import new_generator
 from pyrogen.infer.discrete_gibbs import (
+    SCANS,
     DiscreteGibbsState,
     discrete_gibbs_sweep,
     initial_discrete_state,
@@ -170,7 +171,8 @@ class GibbsWithinHMC(MCMCKernel):
         gibbs_sites: names of the discrete sites to Gibbs-sample; default all latent sites
             with enumerable support. Every discrete latent site must be included (leaving
             some for the inner kernel to enumerate out is not supported).
-        scan: coordinate order of the Gibbs sweep, ``"random"`` or ``"systematic"``.
+        scan: coordinate order of the Gibbs sweep: ``"permutation"`` (default), ``"random"``
+            or ``"systematic"`` (see :mod:`pyrogen.infer.discrete_gibbs`).
 
     ``kernel.model`` is the original model. Values follow Pyro's conventions (continuous
     sites unconstrained in ``initial_params``); diagnostics (incl. divergences) and logging
@@ -198,7 +200,7 @@ class GibbsWithinHMC(MCMCKernel):
         self,
         inner_kernel: HMC,
         gibbs_sites: Sequence[str] | None = None,
-        scan: Literal["random", "systematic"] = "random",
+        scan: Literal["permutation", "random", "systematic"] = "permutation",
     ) -> None:
         if not isinstance(inner_kernel, HMC):
             raise TypeError(
@@ -216,7 +218,7 @@ class GibbsWithinHMC(MCMCKernel):
             if not gibbs_sites:
                 raise ValueError("gibbs_sites is empty: use the inner kernel on its own")
         self.gibbs_sites = gibbs_sites
-        self.scan = check_choice(scan, "scan", ("random", "systematic"))
+        self.scan = check_choice(scan, "scan", SCANS)
         model = inner_kernel.model
         if isinstance(model, _ConditionedModel):  # the inner kernel was wrapped before
             model = model.model
