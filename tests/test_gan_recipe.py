@@ -17,10 +17,7 @@ from pyrogen.gan import (
     recipe_hidden,
     recipe_latent_dim,
 )
-from pyrogen.tour.config import TourConfig
-from pyrogen.tour.context import TourContext
 from pyrogen.tour.models import DIGITS_GAN_FIT, digits_gan
-from pyrogen.tour.report import Report
 
 
 def _hidden(net: MLP) -> list[int]:
@@ -82,7 +79,7 @@ class _Stop(Exception):
     pass
 
 
-def test_tour_gan_stage_trains_the_recipe(tmp_path, monkeypatch):
+def test_tour_gan_stage_trains_the_recipe(make_tour_context, monkeypatch):
     calls: list[tuple] = []
 
     def spy_recipe(*args, **kwargs):
@@ -97,19 +94,8 @@ def test_tour_gan_stage_trains_the_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(gan_stage, "gan_recipe", spy_recipe)
     monkeypatch.setattr(gan_stage, "fit", stop_fit)
     data = (torch.rand(20, 64, generator=torch.Generator().manual_seed(0)) > 0.5).float()
-    config = TourConfig.quick()
-    ctx = TourContext(
-        out=tmp_path,
-        config=config,
-        device=torch.device("cpu"),
-        seed=0,
-        progress=False,
-        report=Report("t"),
-        train=data,
-        test=data,
-        train_labels=None,
-        test_labels=None,
-    )
+    ctx = make_tour_context(data, data)
+    config = ctx.config
     with pytest.raises(_Stop):
         gan_stage.run_gan(ctx)
     (args, kwargs, recipe), (gan, fit_kwargs) = calls

@@ -187,11 +187,11 @@ def test_fit_stops_cleanly_on_interrupt(digits, monkeypatch):
     calls = {"n": 0}
     real = training.reconstruction_error
 
-    def interrupt_on_third_epoch(rbm, v):
+    def interrupt_on_third_epoch(rbm, v, mean_h=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(rbm, v)
+        return real(rbm, v, mean_h)
 
     monkeypatch.setattr(training, "reconstruction_error", interrupt_on_third_epoch)
     history = fit(RBM(64, 4), train[:100], epochs=10, progress=False)

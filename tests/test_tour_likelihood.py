@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import pyrogen.tour as tour
 import pyrogen.tour.rbm_stage as rbm_stage
@@ -19,10 +18,8 @@ from pyrogen.data import load_digits
 from pyrogen.gan import recipe_fit_kwargs
 from pyrogen.rbm import log_likelihood_bounds
 from pyrogen.tour.config import TourConfig
-from pyrogen.tour.context import TourContext
 from pyrogen.tour.gan_stage import SUPERRES_SKIPPED, run_gan
 from pyrogen.tour.reliability import bracket_reliability
-from pyrogen.tour.report import Report
 
 # 26 hidden units at 64 pixels: 2**26 states, past exact enumeration, so a bracket.
 TINY = dataclasses.replace(
@@ -36,27 +33,10 @@ TINY = dataclasses.replace(
 )
 
 
-def _context(tmp_path, train, test, config=TINY, labels=(None, None), shape=(8, 8)):
-    return TourContext(
-        out=tmp_path,
-        config=config,
-        device=torch.device("cpu"),
-        seed=0,
-        progress=False,
-        report=Report("t"),
-        train=train,
-        test=test,
-        train_labels=labels[0],
-        test_labels=labels[1],
-        image_shape=shape,
-        data_name="digits" if shape == (8, 8) else "mnist5k",
-    )
-
-
 @pytest.fixture
-def digits_ctx(tmp_path, monkeypatch):
+def digits_ctx(make_tour_context, monkeypatch):
     train, test = load_digits(seed=0)
-    ctx = _context(tmp_path, train[:200], test[:40])
+    ctx = make_tour_context(train[:200], test[:40], TINY)
     # The Fréchet features are not under test here (and train a classifier).
     monkeypatch.setattr(ctx, "frechet", lambda samples: 1.5)
     return ctx
@@ -217,9 +197,9 @@ def test_cli_gan_on_unlabelled_784_pixels_skips_the_distance(tmp_path, capsys):
 
 
 @pytest.mark.filterwarnings("ignore::pyrogen.ConvergenceWarning")
-def test_tour_gan_stage_at_784_pixels(tmp_path):
+def test_tour_gan_stage_at_784_pixels(make_tour_context, tmp_path):
     train, test, y_train, y_test = _mnist_slice()
-    ctx = _context(tmp_path, train, test, labels=(y_train, y_test), shape=(28, 28))
+    ctx = make_tour_context(train, test, TINY, labels=(y_train, y_test), shape=(28, 28))
     assert ctx.has_features and ctx.frechet_name == "Fréchet MNIST distance"
     assert tour.DIGITS_ONLY_STAGES == ()
     run_gan(ctx)

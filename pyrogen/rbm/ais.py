@@ -151,13 +151,6 @@ def base_rate_bias(rbm: RBM, data: torch.Tensor | None) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-def _log_unnormalised(
-    rbm: RBM, v: torch.Tensor, beta: float, base_bias: torch.Tensor
-) -> torch.Tensor:
-    """:math:`\\log p_\\beta^*(v)` of the intermediate model at inverse temperature ``beta``."""
-    return _log_unnormalised_from_logits(rbm, v, rbm._hidden_logits(v), beta, base_bias)
-
-
 def _visible_terms(
     rbm: RBM, v: torch.Tensor, base_bias: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

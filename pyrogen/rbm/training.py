@@ -101,9 +101,15 @@ def standardize(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
 
 @torch.no_grad()
-def reconstruction_error(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per unit between ``v`` and ``E[v | E[h | v]]`` (a 0-dim tensor)."""
-    mean_h = torch.sigmoid(rbm._hidden_logits(v))
+def reconstruction_error(
+    rbm: RBM, v: torch.Tensor, mean_h: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error per unit between ``v`` and ``E[v | E[h | v]]`` (a 0-dim tensor).
+
+    ``mean_h``: :math:`E[h | v]` when the caller has it already, shape ``(n, n_hidden)``.
+    """
+    if mean_h is None:
+        mean_h = torch.sigmoid(rbm._hidden_logits(v))
     stat = rbm._visible_logits(mean_h)
     recon = stat if rbm.is_gaussian else torch.sigmoid(stat)
     return ((v - recon) ** 2).mean()
@@ -205,20 +211,24 @@ class _Monitor:
             keys = torch.rand(m, rbm.n_visible, generator=generator)
             self.coordinates = keys.argsort(-1)[:, : self.flips]
 
-    def __call__(self, rbm: RBM, prefix: str = "") -> dict[str, float]:
+    def __call__(
+        self, rbm: RBM, prefix: str = "", log_z: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """The monitor's measures; ``log_z`` (exact, for ``kind="exact"``) is computed by
+        the caller once per epoch."""
         if self.kind is None:
             return {}
         v = self.data
         out: dict[str, float] = {}
-        out[prefix + "reconstruction_error"] = float(reconstruction_error(rbm, v))
+        mean_h = torch.sigmoid(rbm._hidden_logits(v))
+        out[prefix + "reconstruction_error"] = float(reconstruction_error(rbm, v, mean_h))
         if self.kind == "pseudo_likelihood" and not rbm.is_gaussian:
             pl = pseudo_log_likelihood(rbm, v, coordinates=self.coordinates)
             out[prefix + "pseudo_log_likelihood"] = float(pl.mean())
         if self.kind == "exact" and not prefix:
-            log_z = rbm.log_partition()
             out["log_likelihood"] = float((-rbm._free_energy(v) - log_z).mean())
         if not prefix:
-            activity = torch.sigmoid(rbm._hidden_logits(v)).mean(0)
+            activity = mean_h.mean(0)
             dead = (activity < _DEAD_UNIT_ACTIVATION) | (activity > 1 - _DEAD_UNIT_ACTIVATION)
             out["dead_units"] = float(dead.double().mean())
             out["mean_hidden_activation"] = float(activity.mean())
@@ -448,7 +458,10 @@ def fit(
             wall += epoch_time
             tic = time.perf_counter()
             record: dict[str, float] = {"epoch_time": epoch_time, "wall_time": wall}
-            record.update(tracker(rbm))
+            # Exact log Z, once per epoch, for whichever of the two monitors needs it.
+            wants_log_z = exact and (monitor == "exact" or held_out is not None)
+            log_z = rbm.log_partition() if wants_log_z else None
+            record.update(tracker(rbm, log_z=log_z))
             if held_out is not None:
                 record.update(held_out(rbm, prefix="validation_"))
                 record.update(
@@ -456,7 +469,7 @@ def fit(
                         rbm,
                         validation,
                         data,
-                        exact,
+                        log_z,
                         epoch,
                         stop or epoch == epochs - 1,
                         ais_every,
@@ -541,19 +554,21 @@ def _validation_log_likelihood(
     rbm: RBM,
     validation: torch.Tensor,
     data: torch.Tensor,
-    exact: bool,
+    log_z: torch.Tensor | None,
     epoch: int,
     last: bool,
     ais_every: int | None,
     seed: int | None,
 ) -> dict[str, float]:
+    """Held-out log-likelihood: exact with ``log_z`` (exact log Z, when affordable), else
+    every ``ais_every`` epochs by AIS capped by the floor."""
     out: dict[str, float] = {}
     due = ais_every is not None and ((epoch + 1) % ais_every == 0 or last)
-    if not (exact or due):
+    if log_z is None and not due:
         return out
     mean_neg_f = float((-rbm._free_energy(validation)).double().mean())
-    if exact:
-        out["validation_log_likelihood"] = mean_neg_f - float(rbm.log_partition())
+    if log_z is not None:
+        out["validation_log_likelihood"] = mean_neg_f - float(log_z)
     else:
         result = ais(rbm, num_chains=100, num_temperatures=1000, data=data, seed=seed)
         log_z = float(result.log_z)
