@@ -23,19 +23,35 @@ coordinate updates, in one of three orders:
   chain (each update, hence the sweep, is reversible);
 * ``scan="systematic"``: in order :math:`1..D` (invariant, not reversible).
 
+**Blocks** (``blocks="auto"``, the default): the elements of a discrete site inside
+``pyro.plate`` that are conditionally independent along the plate (a mixture's assignments)
+form one update unit, redrawn together from one batched model call, and a user colouring
+(``blocks={"x": colours}``) makes each colour a unit (:mod:`pyrogen.infer.gibbs_blocks`). A
+sweep then visits every *unit* once (in the scan order above), so a plate of ``N`` assignments
+costs one model call per sweep instead of ``N``. Each unit update is the exact Gibbs update of
+its coordinates, so the sweep keeps the reversibility and invariance stated above.
+
 References: Geman & Geman (1984); Liu, *Monte Carlo Strategies in Scientific Computing*
 (2001), section 6.1; Roberts & Sahu (1997) on scan orders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
 
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.gibbs_blocks import (
+    BLOCKS,
+    GibbsPlan,
+    colour_log_conditional,
+    draw_block,
+    gibbs_plan,
+    plate_block_log_conditional,
+)
 from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.pyro_target import PyroTarget
 from pyrogen.infer.site_layout import SiteLayout
@@ -48,6 +64,8 @@ __all__ = [
     "SCANS",
     "scan_order",
     "discrete_gibbs_sweep",
+    "blocked_gibbs_sweep",
+    "posterior_dependencies",
     "initial_discrete_state",
     "MAX_INIT_ATTEMPTS",
 ]
@@ -185,6 +203,93 @@ def discrete_gibbs_sweep(
     return DiscreteGibbsState(discrete)
 
 
+def blocked_gibbs_sweep(
+    state: DiscreteGibbsState,
+    plan: GibbsPlan,
+    log_joint_fn: Callable[..., torch.Tensor],
+    cardinalities: torch.Tensor,
+    generator: torch.Generator,
+    scan: str = "permutation",
+    coordinate_names: Sequence[str] | None = None,
+) -> DiscreteGibbsState:
+    """One sweep over the update units of ``plan`` (plate-block rows, colours, single
+    coordinates), each visited once per chain in the ``scan`` order (pure).
+
+    ``log_joint_fn(discrete (*batch, D), plate_dims=())`` is the log joint (per plate element
+    when ``plate_dims`` is given). Chains that reach the same kind of unit at the same update
+    share one model call: a sweep costs at most (plate-blocked sites + colours +
+    distinct cardinalities) calls per unit position, and a plan of single coordinates is
+    exactly :func:`discrete_gibbs_sweep`."""
+    if not plan.plate and not plan.colour:
+        return discrete_gibbs_sweep(
+            state, log_joint_fn, cardinalities, generator, scan, coordinate_names
+        )
+    discrete = state.discrete.clone()  # updated in place below; the input stays as it was
+    num_chains = discrete.shape[0]
+    names = list(coordinate_names) if coordinate_names is not None else None
+    starts, start = [], 0
+    for block in plan.plate:
+        starts.append(start)
+        start += int(block.coordinates.shape[0])
+    colour_start = start
+    single_start = colour_start + len(plan.colour)
+    order = scan_order(num_chains, plan.num_units, scan, generator, discrete.device)
+    for units in order:
+        every = bool((units == units[0]).all()) if num_chains > 1 else True
+        for block, lo in zip(plan.plate, starts, strict=True):
+            hi = lo + int(block.coordinates.shape[0])
+            if every:
+                if not lo <= int(units[0]) < hi:
+                    continue
+                rows: torch.Tensor | slice = slice(None)
+                picked = units
+            else:
+                rows = ((units >= lo) & (units < hi)).nonzero().squeeze(-1)
+                if rows.numel() == 0:
+                    continue
+                picked = units[rows]
+            coords = block.coordinates[picked - lo]
+            sub = discrete[rows]
+            log_p = plate_block_log_conditional(sub, coords, block, log_joint_fn)
+            discrete[rows] = draw_block(sub, coords, log_p, generator, names)
+        for q, block in enumerate(plan.colour):
+            mask = units == colour_start + q
+            if not bool(mask.any()):
+                continue
+            rows = slice(None) if bool(mask.all()) else mask.nonzero().squeeze(-1)
+            sub = discrete[rows]
+            coords = block.coordinates.expand(sub.shape[0], -1)
+            log_p = colour_log_conditional(sub, block, log_joint_fn)
+            discrete[rows] = draw_block(sub, coords, log_p, generator, names)
+        mask = units >= single_start
+        if bool(mask.any()):
+            rows = slice(None) if bool(mask.all()) else mask.nonzero().squeeze(-1)
+            sub = discrete[rows]
+            coordinate = plan.singles[units[rows] - single_start]
+            discrete[rows] = gibbs_update(
+                sub, coordinate, log_joint_fn, cardinalities, generator, coordinate_names
+            )
+    return DiscreteGibbsState(discrete)
+
+
+def posterior_dependencies(
+    model: Callable[..., Any], model_args: Sequence[Any], model_kwargs: dict[str, Any]
+) -> dict[str, dict[str, set[str]]] | None:
+    """Pyro's ``posterior_dependencies`` of the model
+    (:func:`pyro.infer.inspect.get_dependencies`), or ``None`` when the analysis fails (then
+    no plate blocks are used). Runs on a fork of the global RNG."""
+    import pyro.poutine as poutine
+    from pyro.infer.inspect import get_dependencies
+
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with poutine.block(), torch.random.fork_rng(devices=cuda):
+            found = get_dependencies(model, tuple(model_args), dict(model_kwargs))
+    except Exception:  # provenance tracking does not support every model
+        return None
+    return found["posterior_dependencies"]
+
+
 def initial_discrete_state(
     target: SiteLayout,
     num_chains: int,
@@ -237,14 +342,21 @@ class DiscreteGibbs(ChainKernel):
             :class:`~pyrogen.infer.GibbsWithinHMC` or
             :class:`~pyrogen.infer.MetropolisHastings`. The model must broadcast over extra
             leading batch dimensions (checked).
-        scan: ``"permutation"`` (default), ``"random"`` or ``"systematic"`` coordinate order
-            (see the module docstring).
+        scan: ``"permutation"`` (default), ``"random"`` or ``"systematic"`` order of the
+            update units (see the module docstring).
+        blocks: ``"auto"`` (default): conditionally independent plate elements are updated
+            together (detected from the plates and Pyro's dependency analysis, then checked
+            numerically; :attr:`plan` shows the result); ``"none"``: one coordinate at a time;
+            or ``{site: colours}``, an integer tensor of the site's coordinate shape whose
+            colours are conditionally independent sets (checked at a random state; sites not
+            named are treated as ``"auto"``).
         model_args, model_kwargs: model arguments for :meth:`init_chains` without ``MCMC``
             (``MCMC.run(*args, **kwargs)`` overrides them).
 
-    One step is one sweep of ``D`` coordinate updates, each one batched model call over
-    ``(k_d, chains)`` per distinct cardinality :math:`k_d` among the chains' coordinates.
-    Chains start where the model's density is finite.
+    One step is one sweep over the update units: a plate block or a colour is one batched
+    model call, a single coordinate one call over ``(k_d, chains)`` per distinct cardinality
+    :math:`k_d` among the chains' coordinates. Chains start where the model's density is
+    finite.
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -264,6 +376,7 @@ class DiscreteGibbs(ChainKernel):
         model: Callable[..., Any],
         scan: Literal["permutation", "random", "systematic"] = "permutation",
         *,
+        blocks: str | Mapping[str, Any] | None = "auto",
         model_args: Sequence[Any] = (),
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -271,8 +384,17 @@ class DiscreteGibbs(ChainKernel):
             raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
         self.model = model
         self.scan = check_choice(scan, "scan", SCANS)
+        if not (blocks is None or isinstance(blocks, (str, Mapping))):
+            raise TypeError(
+                "blocks must be 'auto', 'none' or a mapping of site names to colours, got "
+                f"{type(blocks).__name__}"
+            )
+        if isinstance(blocks, str):
+            check_choice(blocks, "blocks", BLOCKS)
+        self.blocks = blocks
         super().__init__(model_args, model_kwargs)
         self._target: PyroTarget | None = None
+        self._plan: GibbsPlan | None = None
 
     @property
     def target(self) -> PyroTarget:
@@ -300,14 +422,36 @@ class DiscreteGibbs(ChainKernel):
         self._target = target
         # Integer draws (Categorical) reach mcmc.get_samples() as long (integer_draws).
         self.transforms = integer_transforms(target.discrete_sites)
+        blocks = self.blocks if target.vectorized else "none"
+        # The checks draw random states from their own generator: building the kernel leaves
+        # every user-visible random stream alone.
+        checks = torch.Generator(device=target.device).manual_seed(0)
+        self._plan = gibbs_plan(
+            target,
+            blocks,
+            self.log_joint_fn,
+            checks,
+            lambda: posterior_dependencies(self.model, model_args, model_kwargs),
+        )
+
+    @property
+    def plan(self) -> GibbsPlan:
+        """The update units of a sweep (plate blocks, colours, single coordinates)."""
+        if self._plan is None:
+            self._prepare(self.model_args, self.model_kwargs)
+        return self._plan  # type: ignore[return-value]
 
     @property
     def device(self) -> torch.device:
         return self.target.device
 
-    def log_joint_fn(self, discrete: torch.Tensor) -> torch.Tensor:
-        """The model's log joint at value indices ``(*batch, D)``; shape ``batch``."""
-        return self.target.log_joint(self.target.discrete_values(discrete), discrete.dim() - 1)
+    def log_joint_fn(
+        self, discrete: torch.Tensor, plate_dims: tuple[int, ...] = ()
+    ) -> torch.Tensor:
+        """The model's log joint at value indices ``(*batch, D)``; shape ``batch`` (or
+        ``(*batch, *plate_shape)`` per element of the plates ``plate_dims``)."""
+        values = self.target.discrete_values(discrete)
+        return self.target.log_joint(values, discrete.dim() - 1, plate_dims=plate_dims)
 
     # -------------------------------------------------------- VectorizedKernel
     def init_chains(
@@ -332,8 +476,9 @@ class DiscreteGibbs(ChainKernel):
     ) -> tuple[DiscreteGibbsState, dict[str, torch.Tensor]]:
         """One sweep; ``info["accept_prob"]`` is ones. ``warmup`` changes nothing."""
         target = self.target
-        new = discrete_gibbs_sweep(
+        new = blocked_gibbs_sweep(
             state,
+            self.plan,
             self.log_joint_fn,
             target.cardinalities,
             generator,

@@ -31,7 +31,7 @@ such models with tensor operations (``torch.where``, indexing) to use JIT.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import pyro
@@ -46,9 +46,11 @@ from pyrogen.infer.chain_kernel import new_generator
 from pyrogen.infer.discrete_gibbs import (
     SCANS,
     DiscreteGibbsState,
-    discrete_gibbs_sweep,
+    blocked_gibbs_sweep,
     initial_discrete_state,
+    posterior_dependencies,
 )
+from pyrogen.infer.gibbs_blocks import BLOCKS, GibbsPlan, gibbs_plan
 from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.pyro_target import PyroTarget
 
@@ -171,15 +173,20 @@ class GibbsWithinHMC(MCMCKernel):
         gibbs_sites: names of the discrete sites to Gibbs-sample; default all latent sites
             with enumerable support. Every discrete latent site must be included (leaving
             some for the inner kernel to enumerate out is not supported).
-        scan: coordinate order of the Gibbs sweep: ``"permutation"`` (default), ``"random"``
-            or ``"systematic"`` (see :mod:`pyrogen.infer.discrete_gibbs`).
+        scan: order of the Gibbs sweep's update units: ``"permutation"`` (default),
+            ``"random"`` or ``"systematic"`` (see :mod:`pyrogen.infer.discrete_gibbs`).
+        blocks: ``"auto"`` (default), ``"none"`` or a colouring, as for
+            :class:`~pyrogen.infer.DiscreteGibbs`: with ``"auto"`` the conditionally
+            independent elements of a discrete site in a plate (a mixture's assignments given
+            its parameters) are redrawn together from one model call per sweep.
 
     ``kernel.model`` is the original model. Values follow Pyro's conventions (continuous
     sites unconstrained in ``initial_params``); diagnostics (incl. divergences) and logging
     are the inner kernel's. The Gibbs part draws from a generator seeded in ``setup`` from
     torch's global RNG, the inner kernel from that global RNG itself (as Pyro's kernels do):
     ``pyro.set_rng_seed`` makes both reproducible. One step costs one traced model call per
-    discrete coordinate plus the inner transition (and one extra gradient evaluation).
+    update unit of the Gibbs sweep (a whole plate block is one unit; see ``plan``) plus the
+    inner transition (and one extra gradient evaluation).
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -201,6 +208,7 @@ class GibbsWithinHMC(MCMCKernel):
         inner_kernel: HMC,
         gibbs_sites: Sequence[str] | None = None,
         scan: Literal["permutation", "random", "systematic"] = "permutation",
+        blocks: str | Mapping[str, Any] | None = "auto",
     ) -> None:
         if not isinstance(inner_kernel, HMC):
             raise TypeError(
@@ -219,6 +227,15 @@ class GibbsWithinHMC(MCMCKernel):
                 raise ValueError("gibbs_sites is empty: use the inner kernel on its own")
         self.gibbs_sites = gibbs_sites
         self.scan = check_choice(scan, "scan", SCANS)
+        if not (blocks is None or isinstance(blocks, (str, Mapping))):
+            raise TypeError(
+                "blocks must be 'auto', 'none' or a mapping of site names to colours, got "
+                f"{type(blocks).__name__}"
+            )
+        if isinstance(blocks, str):
+            check_choice(blocks, "blocks", BLOCKS)
+        self.blocks = blocks
+        self.plan: GibbsPlan | None = None
         model = inner_kernel.model
         if isinstance(model, _ConditionedModel):  # the inner kernel was wrapped before
             model = model.model
@@ -273,6 +290,14 @@ class GibbsWithinHMC(MCMCKernel):
         continuous = {k: v for k, v in pending.items() if k not in discrete_names}
         idx = target.initial_from_values(given, 1)[0] if given else None
         start_fn = self._start_log_joint_fn(target, continuous)
+        checks = torch.Generator(device=target.device).manual_seed(0)
+        self.plan = gibbs_plan(
+            target,
+            self.blocks if target.vectorized else "none",
+            start_fn,
+            checks,
+            lambda: posterior_dependencies(self.model, args, kwargs),
+        )
         self._discrete = DiscreteGibbsState(
             initial_discrete_state(target, 1, start_fn, self._generator, idx)
         )
@@ -319,9 +344,9 @@ class GibbsWithinHMC(MCMCKernel):
             flat = target.initial_state(1, self._generator)[1][0]  # type: ignore[arg-type]
         fixed, _ = target.continuous_values(flat)
 
-        def log_joint_fn(discrete: torch.Tensor) -> torch.Tensor:
+        def log_joint_fn(discrete: torch.Tensor, plate_dims: tuple[int, ...] = ()) -> torch.Tensor:
             values = target.discrete_values(discrete)
-            return target.log_joint(values, discrete.dim() - 1, fixed=fixed)
+            return target.log_joint(values, discrete.dim() - 1, fixed=fixed, plate_dims=plate_dims)
 
         return log_joint_fn
 
@@ -333,19 +358,20 @@ class GibbsWithinHMC(MCMCKernel):
     # ---------------------------------------------------------------- sample
     def gibbs_log_joint_fn(
         self, unconstrained: dict[str, torch.Tensor]
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
+    ) -> Callable[..., torch.Tensor]:
         """The log joint as a function of discrete value indices ``(*batch, D)`` (shape
-        ``batch``), continuous sites held at ``unconstrained`` (Pyro's space): what each
-        Gibbs update evaluates. Available after ``setup``."""
+        ``batch``, or ``(*batch, *plate_shape)`` with ``plate_dims``), continuous sites held at
+        ``unconstrained`` (Pyro's space): what each Gibbs update evaluates. Available after
+        ``setup``."""
         target = self._target
         if target is None or self.transforms is None:
             raise RuntimeError("call setup() (pyro.infer.MCMC does) first")
         with torch.no_grad():
             fixed = {k: self.transforms[k].inv(v) for k, v in unconstrained.items()}
 
-        def log_joint_fn(discrete: torch.Tensor) -> torch.Tensor:
+        def log_joint_fn(discrete: torch.Tensor, plate_dims: tuple[int, ...] = ()) -> torch.Tensor:
             values = target.discrete_values(discrete)
-            return target.log_joint(values, discrete.dim() - 1, fixed=fixed)
+            return target.log_joint(values, discrete.dim() - 1, fixed=fixed, plate_dims=plate_dims)
 
         return log_joint_fn
 
@@ -355,8 +381,9 @@ class GibbsWithinHMC(MCMCKernel):
         if target is None or self._discrete is None:
             raise RuntimeError("call setup() (pyro.infer.MCMC does) before sample()")
         unconstrained = {s.name: params[s.name] for s in target.continuous_sites}
-        self._discrete = discrete_gibbs_sweep(
+        self._discrete = blocked_gibbs_sweep(
             self._discrete,
+            self.plan,  # type: ignore[arg-type]
             self.gibbs_log_joint_fn(unconstrained),
             target.cardinalities,
             self._generator,  # type: ignore[arg-type]

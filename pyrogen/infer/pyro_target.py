@@ -62,6 +62,12 @@ class PyroTarget(SiteLayout):
         self.max_plate_nesting = max(
             (site["log_prob"].dim() for site in self._scored_sites(trace)), default=0
         )
+        # (name, dim, size) of each vectorised plate a latent site sits in, for Gibbs blocks.
+        self.plate_frames: dict[str, tuple[tuple[str, int, int], ...]] = {
+            name: tuple((f.name, f.dim, f.size) for f in site["cond_indep_stack"] if f.vectorized)
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample"
+        }
         discrete, continuous = sites_from_trace(trace)
         values = [trace.nodes[s.name]["value"] for s in [*discrete, *continuous]]
         device = values[0].device if values else torch.device("cpu")
@@ -85,6 +91,7 @@ class PyroTarget(SiteLayout):
         values: dict[str, torch.Tensor],
         batch_ndim: int,
         fixed: dict[str, torch.Tensor] | None = None,
+        plate_dims: tuple[int, ...] = (),
     ) -> torch.Tensor:
         """Log joint of the model for a batch of latent values, in one traced call.
 
@@ -92,9 +99,16 @@ class PyroTarget(SiteLayout):
             values: ``{name: (*batch, *shape)}`` for batched latent sites.
             batch_ndim: ``len(batch)``.
             fixed: ``{name: shape-valued tensor}`` for latent sites shared by the whole batch.
+            plate_dims: negative plate dims (as in ``pyro.plate(..., dim=-1)``) *not* summed
+                over: the result then keeps all :attr:`max_plate_nesting` plate dims, those
+                summed over with size 1, so entry ``i`` of a kept dim holds the terms of plate
+                index ``i`` (plus every term outside that plate, broadcast).
 
-        Returns the log joint, shape ``batch`` (observed sites and factors included).
+        Returns the log joint, shape ``batch`` (observed sites and factors included), or
+        ``(*batch, *plate_shape)`` with ``plate_dims``.
         """
+        if plate_dims and not self.vectorized:
+            raise ValueError("plate_dims needs a model that broadcasts (vectorized)")
         if batch_ndim and not self.vectorized:
             return self._log_joint_loop(values, batch_ndim, fixed)
         data = dict(fixed or {})
@@ -110,7 +124,13 @@ class PyroTarget(SiteLayout):
         with poutine.block():
             conditioned = poutine.condition(self.model, data=data)
             trace = poutine.trace(conditioned).get_trace(*self.model_args, **self.model_kwargs)
-        total = torch.zeros(batch_shape, dtype=self.dtype, device=self.device)
+        keep = {nesting + d for d in plate_dims}  # positions among the plate dims
+        if any(not 0 <= k < nesting for k in keep):
+            raise ValueError(
+                f"plate_dims {plate_dims} must be negative dims within max_plate_nesting={nesting}"
+            )
+        shape = batch_shape + (1,) * nesting if keep else batch_shape
+        total = torch.zeros(shape, dtype=self.dtype, device=self.device)
         for site in self._scored_sites(trace):
             if not site["is_observed"]:
                 raise ValueError(
@@ -129,8 +149,9 @@ class PyroTarget(SiteLayout):
                     "does not broadcast over leading dimensions"
                 )
             log_p = log_p.reshape((1,) * (rank - log_p.dim()) + log_p.shape)
-            if nesting:
-                log_p = log_p.sum(tuple(range(-nesting, 0)))
+            summed = tuple(k - nesting for k in range(nesting) if k not in keep)
+            if summed:
+                log_p = log_p.sum(summed, keepdim=bool(keep))
             total = total + log_p
         return total
 
