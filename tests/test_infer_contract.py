@@ -29,7 +29,10 @@ from pyro.infer import HMC, MCMC, NUTS
 from pyrogen.infer import (
     BlockGibbs,
     DiscreteGibbs,
+    DiscreteLangevin,
+    GibbsWithGradients,
     GibbsWithinHMC,
+    LocallyBalanced,
     MetropolisHastings,
     VectorizedKernel,
 )
@@ -87,6 +90,46 @@ KERNELS = {
             "a": torch.tensor(2),
             "c": torch.tensor(1.0, dtype=DT),
             "b": torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=DT),
+        },
+    ),
+    "discrete_gibbs_blocks": (
+        lambda: DiscreteGibbs(categorical_model),  # b is a plate block
+        (),
+        {"a": (), "c": (), "b": (2, 3)},
+        {
+            "a": torch.tensor(1),
+            "c": torch.tensor(0.0, dtype=DT),
+            "b": torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=DT),
+        },
+    ),
+    "locally_balanced": (
+        lambda: LocallyBalanced(categorical_model, "barker"),
+        (),
+        {"a": (), "c": (), "b": (2, 3)},
+        {
+            "a": torch.tensor(2),
+            "c": torch.tensor(1.0, dtype=DT),
+            "b": torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=DT),
+        },
+    ),
+    "gibbs_with_gradients": (
+        lambda: GibbsWithGradients(categorical_model, moves_per_step=2),
+        (),
+        {"a": (), "c": (), "b": (2, 3)},
+        {
+            "a": torch.tensor(0),
+            "c": torch.tensor(1.0, dtype=DT),
+            "b": torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=DT),
+        },
+    ),
+    "discrete_langevin": (
+        lambda: DiscreteLangevin(categorical_model),
+        (),
+        {"a": (), "c": (), "b": (2, 3)},
+        {
+            "a": torch.tensor(1),
+            "c": torch.tensor(1.0, dtype=DT),
+            "b": torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=DT),
         },
     ),
     "discrete_gibbs_lone_categorical": (
@@ -391,7 +434,13 @@ def test_gibbs_within_hmc_rejects_bad_input():
 def test_composition_model_runs_with_every_discrete_kernel():
     """rbm.model() inside a larger model: the same posterior object for all kernels."""
     model = composition_model(make_rbm(6, 3, seed=1))
-    for kernel in (DiscreteGibbs(model), MetropolisHastings(model)):
+    for kernel in (
+        DiscreteGibbs(model),
+        MetropolisHastings(model),
+        LocallyBalanced(model),
+        GibbsWithGradients(model),
+        DiscreteLangevin(model),
+    ):
         pyro.set_rng_seed(0)
         mcmc = MCMC(kernel, num_samples=5, warmup_steps=2, disable_progbar=True)
         mcmc.run(COMPOSITION_Y)

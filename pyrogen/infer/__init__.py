@@ -19,16 +19,21 @@ Draws of integer-valued sites (Categorical) come out of ``mcmc.get_samples()`` a
 from pyrogen.infer.base import VectorizedKernel
 from pyrogen.infer.block_gibbs import BlockGibbs
 from pyrogen.infer.discrete_gibbs import DiscreteGibbs
+from pyrogen.infer.discrete_langevin import DiscreteLangevin
 from pyrogen.infer.gibbs_within_hmc import GibbsWithinHMC
 from pyrogen.infer.integer_draws import IntegerDraws
+from pyrogen.infer.locally_balanced import GibbsWithGradients, LocallyBalanced
 from pyrogen.infer.metropolis import MetropolisHastings
 from pyrogen.infer.vectorized import sample
 
 __all__ = [
     "BlockGibbs",
     "DiscreteGibbs",
+    "DiscreteLangevin",
+    "GibbsWithGradients",
     "GibbsWithinHMC",
     "IntegerDraws",
+    "LocallyBalanced",
     "MetropolisHastings",
     "VectorizedKernel",
     "sample",

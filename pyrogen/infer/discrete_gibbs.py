@@ -53,7 +53,7 @@ from pyrogen.infer.gibbs_blocks import (
     plate_block_log_conditional,
 )
 from pyrogen.infer.integer_draws import integer_transforms
-from pyrogen.infer.pyro_target import PyroTarget
+from pyrogen.infer.pyro_target import PyroTarget, discrete_target
 from pyrogen.infer.site_layout import SiteLayout
 
 __all__ = [
@@ -250,8 +250,8 @@ def blocked_gibbs_sweep(
                 picked = units[rows]
             coords = block.coordinates[picked - lo]
             sub = discrete[rows]
-            log_p = plate_block_log_conditional(sub, coords, block, log_joint_fn)
-            discrete[rows] = draw_block(sub, coords, log_p, generator, names)
+            log_block = plate_block_log_conditional(sub, coords, block, log_joint_fn)
+            discrete[rows] = draw_block(sub, coords, log_block, generator, names)
         for q, block in enumerate(plan.colour):
             mask = units == colour_start + q
             if not bool(mask.any()):
@@ -405,20 +405,7 @@ class DiscreteGibbs(ChainKernel):
         return self._target  # type: ignore[return-value]
 
     def _prepare(self, model_args: tuple[Any, ...], model_kwargs: dict[str, Any]) -> None:
-        target = PyroTarget(self.model, model_args, model_kwargs)
-        if not target.num_discrete:
-            raise ValueError(
-                "the model has no latent discrete sites with enumerable support "
-                "(Bernoulli, Categorical, OneHotCategorical, ...): nothing for DiscreteGibbs "
-                "to sample"
-            )
-        if target.num_continuous:
-            raise ValueError(
-                "DiscreteGibbs samples discrete sites only; the model has continuous latent "
-                f"sites {[s.name for s in target.continuous_sites]}. Use GibbsWithinHMC or "
-                "MetropolisHastings"
-            )
-        target.check_vectorized(batch_continuous=False)
+        target = discrete_target(self.model, model_args, model_kwargs, "DiscreteGibbs")
         self._target = target
         # Integer draws (Categorical) reach mcmc.get_samples() as long (integer_draws).
         self.transforms = integer_transforms(target.discrete_sites)

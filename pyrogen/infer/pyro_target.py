@@ -26,7 +26,32 @@ from pyro.poutine.util import site_is_subsample
 
 from pyrogen.infer.site_layout import SiteLayout, sites_from_trace
 
-__all__ = ["PyroTarget"]
+__all__ = ["PyroTarget", "discrete_target"]
+
+
+def discrete_target(
+    model: Callable[..., Any],
+    model_args: Sequence[Any],
+    model_kwargs: dict[str, Any],
+    kernel: str,
+) -> PyroTarget:
+    """The target of a kernel for models whose latent sites are all discrete: built, checked
+    (``ValueError`` naming ``kernel`` when there is no discrete site or a continuous one) and
+    tested for broadcasting over leading batch dims."""
+    target = PyroTarget(model, model_args, model_kwargs)
+    if not target.num_discrete:
+        raise ValueError(
+            "the model has no latent discrete sites with enumerable support "
+            f"(Bernoulli, Categorical, OneHotCategorical, ...): nothing for {kernel} to sample"
+        )
+    if target.num_continuous:
+        raise ValueError(
+            f"{kernel} samples discrete sites only; the model has continuous latent sites "
+            f"{[s.name for s in target.continuous_sites]}. Use GibbsWithinHMC or "
+            "MetropolisHastings"
+        )
+    target.check_vectorized(batch_continuous=False)
+    return target
 
 
 class PyroTarget(SiteLayout):

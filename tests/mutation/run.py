@@ -61,6 +61,8 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 #: The kernel/RBM test files, in the order the baseline runs them.
 TEST_FILES = (
     "tests/test_infer_exact.py",
+    "tests/test_infer_blocks.py",
+    "tests/test_infer_informed.py",
     "tests/test_infer_gof.py",
     "tests/test_infer_trust.py",
     "tests/test_infer_sample.py",
@@ -296,6 +298,46 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return log_p + ladj if jacobian else log_p",
         "return log_p",
         _order("infer_exact", "sbc"),
+    ),
+    Mutation(
+        "plate_block_terms_summed",
+        "plate blocks read the log joint summed over the plate instead of per element",
+        "infer/gibbs_blocks.py",
+        "out = log_joint_fn(candidates, plate_dims=block.plate_dims)",
+        "out = log_joint_fn(candidates).reshape(k, num_chains, *(1,) * len(block.plate_dims))",
+        _order("infer_blocks", rest=False),
+    ),
+    Mutation(
+        "plate_block_stale_state",
+        "blocked sweep: chains updating a plate block keep their old state",
+        "infer/discrete_gibbs.py",
+        "discrete[rows] = draw_block(sub, coords, log_block, generator, names)",
+        "discrete[rows] = sub",
+        _order("infer_blocks", rest=False),
+    ),
+    Mutation(
+        "informed_reverse_at_forward_index",
+        "locally balanced MH: reverse proposal read at the forward move's index",
+        "infer/locally_balanced.py",
+        "new.log_density, state.log_density, log_q[rows, choice], log_q_back[rows, back]",
+        "new.log_density, state.log_density, log_q[rows, choice], log_q_back[rows, choice]",
+        _order("infer_informed", rest=False),
+    ),
+    Mutation(
+        "langevin_no_backward",
+        "DMALA without the reverse proposal density q(x | y)",
+        "infer/discrete_langevin.py",
+        "log_r = log_accept_ratio(new.log_density, state.log_density, forward, backward)",
+        "log_r = log_accept_ratio(new.log_density, state.log_density, forward, forward)",
+        _order("infer_informed", rest=False),
+    ),
+    Mutation(
+        "gradient_ratio_sign",
+        "Gibbs-with-Gradients rates with the gradient's sign flipped (still exact, uninformed)",
+        "infer/neighbours.py",
+        "ratio = (g.unsqueeze(2) * change).sum(-1)",
+        "ratio = -(g.unsqueeze(2) * change).sum(-1)",
+        _order("infer_informed", rest=False),
     ),
 )
 
