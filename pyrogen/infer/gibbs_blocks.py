@@ -25,9 +25,9 @@ block, so it leaves the target invariant and is reversible. Two sources of such 
 * **a colouring** the user gives (``{"site": colours}``, colours an integer tensor of the site's
   coordinate shape, e.g. a checkerboard for a nearest-neighbour grid): coordinates of one colour
   are redrawn together, each from its own conditional, with all :math:`m k` single-coordinate
-  candidate states of the colour in one model call. Pairwise interactions of a few coordinate
-  pairs of each colour are checked at a random state (they must vanish); a colouring that fails
-  is an error.
+  candidate states of the colour in one model call. Pairwise interactions of the coordinate
+  pairs of each colour (all, or a random 2,048) are checked at two random states (they must
+  vanish); a colouring that fails is an error.
 
 Everything else is updated one coordinate at a time.
 """
@@ -55,9 +55,11 @@ __all__ = [
 #: Accepted string values of ``blocks``: ``"auto"`` (plates, checked) and ``"none"``.
 BLOCKS = ("auto", "none")
 
-#: Coordinates per block compared with single-site conditionals when checking a plate block,
-#: and pairs per colour whose interaction is checked.
+#: Coordinates per block compared with single-site conditionals when checking a plate block.
 CHECKED_COORDINATES = 8
+
+#: Pairs of one colour whose interaction is checked (all of them when there are fewer).
+MAX_CHECKED_PAIRS = 2048
 
 #: ``log_joint_fn(discrete (*batch, D), plate_dims=()) -> (*batch)`` or, with plate dims,
 #: ``(*batch, *plate_shape)`` (see :meth:`~pyrogen.infer.pyro_target.PyroTarget.log_joint`).
@@ -348,36 +350,51 @@ def check_colour_block(
     log_joint_fn: PlateLogJointFn,
     generator: torch.Generator,
 ) -> None:
-    r"""Check that a few pairs :math:`(i, i')` of one colour do not interact at a random state
+    r"""Check that pairs :math:`(i, i')` of one colour do not interact at two random states
     :math:`x`: :math:`f(a, a') - f(a, x_{i'}) - f(x_i, a') + f(x_i, x_{i'}) = 0` for other
     values :math:`a \ne x_i`, :math:`a' \ne x_{i'}` (:math:`f` the log joint with the two
-    coordinates set, the rest at :math:`x`). Raises ``ValueError`` when a pair interacts."""
+    coordinates set, the rest at :math:`x`). Every pair of the colour is checked when there are
+    at most :data:`MAX_CHECKED_PAIRS`, else that many drawn at random; an interaction that
+    vanishes at both states (a three-way term with a third coordinate at 0) can escape. Raises
+    ``ValueError`` when a pair interacts; pairs where the density is zero are skipped."""
     coords, k = block.coordinates, block.cardinality
     m = coords.numel()
     if m < 2 or k < 2:
         return
-    state = _random_states(target, generator, 1)[0]
-    pairs = torch.stack([coords, coords.roll(1)], -1)[: max(1, min(m, CHECKED_COORDINATES))]
-    shift = torch.randint(1, k, pairs.shape, generator=generator, device=coords.device)
-    other = (state[pairs] + shift) % k
-    candidates = state.expand(len(pairs), 4, state.numel()).clone()
+    first, second = torch.triu_indices(m, m, 1, device=coords.device)
+    if first.numel() > MAX_CHECKED_PAIRS:
+        keep = torch.randperm(first.numel(), generator=generator, device=coords.device)
+        first, second = first[keep[:MAX_CHECKED_PAIRS]], second[keep[:MAX_CHECKED_PAIRS]]
+    pairs = torch.stack([coords[first], coords[second]], -1)  # (P, 2)
     rows = torch.arange(len(pairs), device=coords.device)
-    for corner, (first, second) in enumerate(((1, 1), (1, 0), (0, 1), (0, 0))):
-        if first:
-            candidates[rows, corner, pairs[:, 0]] = other[:, 0]
-        if second:
-            candidates[rows, corner, pairs[:, 1]] = other[:, 1]
-    with torch.no_grad():
-        f = log_joint_fn(candidates).to(torch.float64)
-    interaction = f[:, 0] - f[:, 1] - f[:, 2] + f[:, 3]
-    scale = 1e-4 * (1 + f.abs().amax(-1))
-    bad = (interaction.abs() > scale) | ~torch.isfinite(interaction)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        names = target.coordinate_names
-        raise ValueError(
-            f"blocks[{block.site!r}]: coordinates {names[int(pairs[i, 0])]} and "
-            f"{names[int(pairs[i, 1])]} have colour {block.colour} but interact (log-joint "
-            f"interaction {float(interaction[i]):.3g}); coordinates of one colour must be "
-            "conditionally independent given the rest"
-        )
+    corners = ((1, 1), (1, 0), (0, 1), (0, 0))
+    for state in _random_states(target, generator, 2):
+        shift = torch.randint(1, k, pairs.shape, generator=generator, device=coords.device)
+        other = (state[pairs] + shift) % k
+        f_parts = []
+        chunk = 512  # pairs per model call: 2,048 candidate states
+        for start in range(0, len(pairs), chunk):
+            part = slice(start, start + chunk)
+            n = rows[part].numel()
+            candidates = state.expand(n, 4, state.numel()).clone()
+            local = torch.arange(n, device=coords.device)
+            for corner, (a, b) in enumerate(corners):
+                if a:
+                    candidates[local, corner, pairs[part][:, 0]] = other[part][:, 0]
+                if b:
+                    candidates[local, corner, pairs[part][:, 1]] = other[part][:, 1]
+            with torch.no_grad():
+                f_parts.append(log_joint_fn(candidates).to(torch.float64))
+        f = torch.cat(f_parts)
+        interaction = f[:, 0] - f[:, 1] - f[:, 2] + f[:, 3]
+        scale = 1e-4 * (1 + f.abs().amax(-1))
+        bad = (interaction.abs() > scale) & torch.isfinite(f).all(-1)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            names = target.coordinate_names
+            raise ValueError(
+                f"blocks[{block.site!r}]: coordinates {names[int(pairs[i, 0])]} and "
+                f"{names[int(pairs[i, 1])]} have colour {block.colour} but interact (log-joint "
+                f"interaction {float(interaction[i]):.3g}); coordinates of one colour must be "
+                "conditionally independent given the rest"
+            )
