@@ -435,14 +435,16 @@ with torch.no_grad():
 #
 # Pyro's driver would put several chains into worker processes when cores are free; to keep
 # timings comparable and the notebook reproducible, its chains run one after the other
-# here. `pyrogen.diagnostics.to_inference_data` turns the draws into ArviZ `InferenceData`,
-# and `summarize` reports the rank-normalised R-hat, bulk and tail effective sample sizes
-# (ESS), Monte Carlo standard errors and ESS per second of sampling.
+# here. `pyrogen.diagnostics.to_inference_data` turns the draws into an ArviZ 1.x
+# `xarray.DataTree` (groups `posterior`, `sample_stats`, ...; `pyrogen.infer.sample` returns
+# one too, and `pyrogen.diagnostics.from_pyro` converts a whole `pyro.infer.MCMC` run), and
+# `summarize` reports arviz-stats' rank-normalised R-hat, bulk and tail effective sample
+# sizes (ESS), Monte Carlo standard errors and ESS per second of sampling.
 
 
 # %%
 def run_pyro_mcmc(make_kernel, num_chains, warmup_steps, num_samples):
-    """Chains of Pyro's MCMC driver, one after another; InferenceData with the wall time."""
+    """Chains of Pyro's MCMC driver, one after another; a DataTree with the wall time."""
     draws, tic = [], time.perf_counter()
     for chain in range(num_chains):
         pyro.set_rng_seed(chain)
@@ -480,6 +482,7 @@ runs = {
         progress=PROGRESS,
     ),
 }
+print("groups of the vectorised run:", list(runs["BlockGibbs, 4 chains"].children))
 summaries = {}
 for name, idata in runs.items():
     summary = diagnostics.summarize(idata)
@@ -515,8 +518,9 @@ print(
 # conditional independence inside each layer, the "restricted" in RBM, is what makes this
 # possible, as section 7 shows.
 #
-# `pyrogen.diagnostics.plot_diagnostics` writes ArviZ-style trace, rank and autocorrelation
-# plots to a PNG file; here it goes to a temporary directory.
+# `pyrogen.diagnostics.plot_diagnostics` draws trace, rank, autocorrelation and
+# ESS-evolution plots with arviz-plots into one PNG file; here it goes to a temporary
+# directory.
 
 # %%
 with tempfile.TemporaryDirectory() as tmp:

@@ -433,7 +433,7 @@ with warnings.catch_warnings():
     from_pyro = az.from_pyro(mcmc, log_likelihood=False)
 idata_mcmc = diagnostics.to_inference_data(mcmc)
 print("arviz.from_pyro groups:", list(from_pyro.groups()))
-print("to_inference_data groups:", list(idata_mcmc.groups()))
+print("to_inference_data groups:", list(idata_mcmc.children))
 print("move rate per chain:", idata_mcmc.sample_stats["move_rate"].values.round(3))
 summary_mcmc = diagnostics.summarize(idata_mcmc)
 print(summary_mcmc[["mean", "sd", "ess_bulk", "r_hat"]])

@@ -1,5 +1,10 @@
 """``pyrogen diagnose PATH``: ArviZ summary and plots of chains saved as netCDF.
 
+PATH is read into an ``xarray.DataTree`` (:func:`pyrogen.diagnostics.load`): files written
+by pyrogen, by ArviZ 1.x (``DataTree.to_netcdf``) and by ArviZ 0.x
+(``InferenceData.to_netcdf``) share one layout, a netCDF group per ArviZ group. R-hat, ESS
+and MCSE come from arviz-stats, the plots from arviz-plots.
+
 The last lines say whether the chains pass the reliability thresholds of
 :func:`pyrogen.convergence.check_convergence` (max R-hat <= 1.01, min bulk ESS >= 100, mean
 acceptance >= 5% when recorded); when they do not, a :class:`~pyrogen.ConvergenceWarning`
@@ -22,13 +27,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "diagnose",
         help="summarise and plot saved chains (netCDF)",
         description="Print R-hat, bulk/tail ESS, MCSE and ESS per second of chains saved as "
-        "netCDF by any pyrogen command (or arviz), say whether they pass the convergence "
-        "thresholds (max R-hat <= 1.01, min bulk ESS >= 100, mean acceptance >= 5%), and "
-        "write trace/rank/autocorrelation plots.",
+        "netCDF by any pyrogen command (or ArviZ 0.x/1.x), say whether they pass the "
+        "convergence thresholds (max R-hat <= 1.01, min bulk ESS >= 100, mean acceptance "
+        ">= 5%), and write trace/rank/autocorrelation/ESS-evolution plots.",
         epilog="Example: pyrogen diagnose runs/sample/chains.nc --var v --out runs/diag",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", help="netCDF file written by pyrogen (or arviz)")
+    parser.add_argument("path", help="netCDF file written by pyrogen (or ArviZ 0.x/1.x)")
     parser.add_argument("--var", nargs="+", default=None, help="variables to include")
     parser.add_argument(
         "--out",
@@ -52,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"PATH {args.path!r} is not a readable netCDF file of chains ({err})"
         ) from None
+    if "posterior" not in idata.children:
+        raise CLIError(
+            f"PATH {args.path!r} has no posterior group (it holds {list(idata.children)}); "
+            "expected chains saved by pyrogen or ArviZ"
+        )
     try:
         table = diagnostics.summarize(idata, var_names=args.var)
     except (KeyError, ValueError) as err:

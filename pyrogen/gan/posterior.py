@@ -46,7 +46,7 @@ class LatentPosterior(NamedTuple):
             observation, ``(n,)`` for ``n`` observations in a plate).
         images: the draws :math:`G(z)`, shape ``(num_chains, num_draws, *batch, out_dim)``
             (``images[:, -1]``: each chain's final state, the DDLS samples of Che et al.).
-        idata: ArviZ ``InferenceData`` of :func:`pyrogen.infer.sample`: posterior ``"z"``
+        idata: ``xarray.DataTree`` of :func:`pyrogen.infer.sample`: posterior ``"z"``
             ``(num_chains, num_draws, *batch, latent_dim)``, ``sample_stats`` with the
             acceptance.
         reliability: :class:`~pyrogen.convergence.Reliability` of ``mean``: worst split

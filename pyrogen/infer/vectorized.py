@@ -41,8 +41,8 @@ def sample(
     progress: bool = True,
     initial_params: Mapping[str, torch.Tensor] | None = None,
     check: bool = True,
-) -> diagnostics.InferenceData:
-    r"""Run ``num_chains`` chains of ``kernel`` as one batch; return ArviZ ``InferenceData``.
+) -> diagnostics.DataTree:
+    r"""Run ``num_chains`` chains of ``kernel`` as one batch; return an ArviZ ``DataTree``.
 
     Each chain takes ``warmup_steps`` steps (adapting kernels adapt only in the first 80% of
     them, :func:`~pyrogen.infer.adaptation.adaptation_steps`, and move with the frozen step
@@ -73,13 +73,13 @@ def sample(
             ``False`` skips it (for callers that check the quantity they report themselves).
 
     Returns:
-        ``InferenceData`` built by :func:`pyrogen.diagnostics.to_inference_data`:
+        ``xarray.DataTree`` (ArviZ 1.x) built by :func:`pyrogen.diagnostics.to_inference_data`:
         ``posterior`` with every site of ``kernel.chain_values`` as
         ``(chain, draw, *site_shape)``; ``sample_stats`` with each per-chain entry of the
         kernel's ``info`` (at least ``accept_prob``) per kept draw, and
         ``acceptance_rate`` ``(chain,)``: the mean acceptance probability over all
         post-warmup steps. Attributes: ``wall_time`` (seconds, from initialisation to the
-        draws on the host, excluding building the ``InferenceData``), ``seed``,
+        draws on the host, excluding building the ``DataTree``), ``seed``,
         ``interrupted`` (1 when stopped by Ctrl-C: the draws made so far are returned),
         and with ``check`` ``converged`` (1 or 0), ``max_r_hat`` and ``min_ess_bulk``.
 

@@ -34,6 +34,7 @@ DIGITS_ONLY_STAGES: tuple[str, ...] = ()
 
 def _versions() -> dict[str, str]:
     import importlib.metadata
+    import importlib.util
 
     import numpy
     import pyro
@@ -46,8 +47,13 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "pyro-ppl": pyro.__version__,
-        # By distribution metadata: pyrogen.diagnostics is the one module importing arviz.
-        "arviz": importlib.metadata.version("arviz"),
+        # By distribution metadata: pyrogen.diagnostics is the one package importing ArviZ
+        # (1.x's packages; ArviZ 0.x is optional, reported when present).
+        **{
+            name: importlib.metadata.version(name)
+            for name in ("arviz-base", "arviz-stats", "arviz-plots", "arviz")
+            if importlib.util.find_spec(name.replace("-", "_")) is not None
+        },
         "numpy": numpy.__version__,
         "scikit-learn": sklearn.__version__,
     }

@@ -149,6 +149,7 @@ def report_mcmc(report: Report, m: Mapping[str, Any], cfg: TourConfig, figures: 
     section.table(_display_rows(m))
     section.figure(
         figures / "mcmc_block_gibbs.png",
-        "BlockGibbs: trace, rank and autocorrelation plots (first 4 dimensions).",
+        "BlockGibbs: trace, rank, autocorrelation and ESS-evolution plots (arviz-plots; "
+        "first 4 dimensions).",
     )
     section.figure(figures / "mcmc_nuts.png", "Pyro NUTS: the same plots.")

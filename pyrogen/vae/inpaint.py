@@ -74,7 +74,7 @@ class InpaintResult(NamedTuple):
             posterior predictive mean :math:`E[x_h \\mid x_o]`.
         samples: posterior draws of :math:`z`, ``(num_chains, num_samples, n, z_dim)``;
             ``vae.decode(samples)`` gives the matching completed-image means.
-        idata: ArviZ ``InferenceData`` with variable ``"z"`` (same layout), for R-hat/ESS;
+        idata: ``xarray.DataTree`` with variable ``"z"`` (same layout), for R-hat/ESS;
             ``idata.posterior.attrs`` holds ``method``, ``wall_time`` and ``accept_rate``
             (mean MH acceptance probability; for NUTS, Pyro's "acceptance rate" diagnostic).
         reliability: :class:`~pyrogen.convergence.Reliability` of ``imputed``: the worst

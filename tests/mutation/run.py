@@ -253,9 +253,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "ess_chain_draw_swapped",
         "ESS computed with the chain and draw axes swapped",
-        "diagnostics.py",
-        "result = stats.ess(dataset, method=what[4:])",
-        'result = stats.ess(dataset.rename({"chain": "draw", "draw": "chain"}), method=what[4:])',
+        "diagnostics/statistics.py",
+        'result = arviz_stats.ess(dataset, method="bulk")',
+        'result = arviz_stats.ess(dataset.rename({"chain": "draw", "draw": "chain"}), '
+        'method="bulk")',
         _order("diagnostics", "infer_sample"),
     ),
     Mutation(
