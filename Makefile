@@ -28,3 +28,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The NumPyro venv of benchmarks/discrete.py (a benchmark-only environment, gitignored).
+.PHONY: bench-venv-numpyro
+bench-venv-numpyro:
+	@test -x .venv-numpyro/bin/python || $(PYTHON) -m venv .venv-numpyro
+	.venv-numpyro/bin/python -m pip install --quiet --upgrade pip
+	.venv-numpyro/bin/python -m pip install --quiet -r benchmarks/requirements-numpyro.txt
