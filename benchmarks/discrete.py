@@ -34,12 +34,13 @@ Problems (data, constants and exact answers in :mod:`discrete_problems`):
   posterior mean (pixels constant in every chain, e.g. the border, have no ESS and are left
   out); ``ess_min`` the smallest. Rows: every pyrogen discrete kernel vectorised, each on
   the same time budget (:func:`run_budgeted`: a third warm-up, the rest thinned to at most
-  ``samples`` draws; ``steps_per_draw``, ``warmup_steps`` and ``ms_per_step`` in the row). Reference: a hand-written block Gibbs sampler on
-  the joint ``(v, h)`` (``h | v`` exactly, then ``v | h, y`` in 9 colour classes: pixels 3
-  apart share no ``y`` pixel, so each class is conditionally independent; the conditionals
-  in closed form), many chains, long: independent of pyrogen's kernels. ``max_z`` compares the
-  per-pixel posterior means with it. ``x_gibbs`` / ``x_mh``: ``ess_per_s`` over today's
-  ``DiscreteGibbs`` / MH bit-flip rows.
+  ``samples`` draws; ``steps_per_draw``, ``warmup_steps`` and ``ms_per_step`` in the row;
+  ``sampling_s`` includes the warm-up, as in every row). Reference: a hand-written block
+  Gibbs sampler on the joint ``(v, h)`` (``h | v`` exactly, then ``v | h, y`` in 9 colour
+  classes: pixels 3 apart share no ``y`` pixel, so each class is conditionally independent;
+  the conditionals in closed form), many chains, long: independent of pyrogen's kernels.
+  ``max_z`` compares the per-pixel posterior means with it. ``x_gibbs`` / ``x_mh``:
+  ``ess_per_s`` over today's ``DiscreteGibbs`` / MH bit-flip rows.
 
 The contender registry (:data:`CONTENDERS`) lists today's kernels and the new ones
 (``GibbsWithGradients``, ``DiscreteLangevin``, ``LocallyBalanced``, a blocked
