@@ -69,6 +69,7 @@ def to_inference_data(
         ``("chain", "draw", "<name>_dim_0", ...)``.
 
     Example:
+        >>> import torch
         >>> idata = to_inference_data({"x": torch.randn(2, 100, 3)}, wall_time=0.5)
         >>> list(idata.children), idata.posterior["x"].shape
         (['posterior'], (2, 100, 3))

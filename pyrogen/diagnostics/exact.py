@@ -35,6 +35,7 @@ def total_variation(samples: Any, exact_probs: Any, *, var_name: str | None = No
     so compare against that floor (or against i.i.d. draws), not against zero.
 
     Example:
+        >>> import torch
         >>> total_variation(torch.tensor([0, 1, 1, 1]), torch.tensor([0.25, 0.75]))
         0.0
     """
