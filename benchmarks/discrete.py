@@ -699,7 +699,7 @@ def reference_block_gibbs(
 def trained_rbm(pixels: int, hidden: int, epochs: int) -> tuple[RBM, torch.Tensor]:
     """An RBM trained by CD-1 (seed 0) on the 8 x 8 digits or MNIST-5k, and one test digit."""
     train, test = load_digits() if pixels == 64 else load_mnist5k()
-    rbm = RBM(pixels, hidden)
+    rbm = RBM(pixels, hidden, seed=0)
     fit(rbm, train, epochs=epochs, seed=0, progress=False, ais_every=None, monitor=None)
     rbm.requires_grad_(False)  # a fixed prior: no autograd graph in the samplers
     return rbm, test[0]

@@ -261,3 +261,15 @@ def test_exact_path_is_chosen_by_cost_and_runs_in_bounded_blocks():
     assert enumeration_cost(784, 22) > MAX_ENUMERATION_COST
     with pytest.raises(ValueError, match="multiply-adds"):
         RBM(784, 22).log_partition()
+
+
+def test_seed_fixes_the_initial_weights_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b = RBM(7, 4, seed=3), RBM(7, 4, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream did not move
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, RBM(7, 4, seed=4).weight)
+    wide = RBM(7, 4, seed=3, dtype=torch.float64)
+    assert wide.weight.dtype == torch.float64
+    torch.testing.assert_close(wide.weight.float(), a.weight)
+    with pytest.raises(TypeError, match="seed"):
+        RBM(7, 4, seed=1.5)

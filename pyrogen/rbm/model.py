@@ -46,6 +46,7 @@ from pyrogen._validation import (
     check_tensor,
 )
 from pyrogen.io import load_state, save_module
+from pyrogen.seeding import check_seed
 
 __all__ = [
     "RBM",
@@ -107,6 +108,9 @@ class RBM(nn.Module):
         visible: ``"bernoulli"`` (binary data) or ``"gaussian"`` (real data, fixed variance).
         sigma: standard deviation of Gaussian visible units (ignored for Bernoulli units).
         dtype, device: of the parameters; every method follows them.
+        seed: seed of the initial weights (0.01 times standard normals; biases start at zero),
+            drawn from a private ``torch.Generator``; ``None`` draws them from torch's global
+            RNG, as ``torch.nn`` layers do.
 
     All methods take a leading batch dimension: ``v`` has shape ``(..., n_visible)`` and
     ``h`` shape ``(..., n_hidden)``; energies have the batch shape.
@@ -128,6 +132,7 @@ class RBM(nn.Module):
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.n_visible = check_positive_int(n_visible, "n_visible")
@@ -135,7 +140,14 @@ class RBM(nn.Module):
         self.visible = check_choice(visible, "visible", ("bernoulli", "gaussian"))
         self.sigma = check_positive_float(sigma, "sigma")
         kw = {"dtype": dtype, "device": device}
-        self.weight = nn.Parameter(0.01 * torch.randn(n_visible, n_hidden, **kw))
+        if seed is None:
+            weight = torch.randn(n_visible, n_hidden, **kw)
+        else:
+            # Drawn in float64 on the CPU, then cast: one seed, the same model in any dtype.
+            generator = torch.Generator().manual_seed(check_seed(seed))
+            weight = torch.randn(n_visible, n_hidden, generator=generator, dtype=torch.float64)
+            weight = weight.to(**kw)
+        self.weight = nn.Parameter(0.01 * weight)
         self.visible_bias = nn.Parameter(torch.zeros(n_visible, **kw))
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden, **kw))
 
