@@ -24,6 +24,8 @@ from pyrogen.infer.gibbs_within_hmc import GibbsWithinHMC
 from pyrogen.infer.integer_draws import IntegerDraws
 from pyrogen.infer.locally_balanced import GibbsWithGradients, LocallyBalanced
 from pyrogen.infer.metropolis import MetropolisHastings
+from pyrogen.infer.replica_exchange import ReplicaExchange
+from pyrogen.infer.tempered_mala import replica_exchange_mala
 from pyrogen.infer.vectorized import sample
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "IntegerDraws",
     "LocallyBalanced",
     "MetropolisHastings",
+    "ReplicaExchange",
     "VectorizedKernel",
+    "replica_exchange_mala",
     "sample",
 ]

@@ -11,6 +11,14 @@ with :math:`P(v_i = 1 \mid h) = \sigma(b_i + a_i + (W h)_i)` for Bernoulli units
 alone (``model="marginal"``, :math:`h` an auxiliary variable) is reversible with respect to
 :math:`P(v) \propto e^{-F(v)}`.
 
+**Tempering.** At inverse temperature :math:`\beta` the whole Boltzmann density is tempered,
+:math:`P_\beta(v, h) \propto e^{-\beta E(v, h)}` (evidence included: an RBM has no separate
+prior): the conditionals stay factorised, with logits :math:`\beta (c + \tilde v^\top W)`
+and :math:`\beta (b + a + W h)`, and for Gaussian units
+:math:`v \mid h \sim \mathcal N(b + \sigma W h, \sigma^2 / \beta)`. One :math:`\beta` per
+chain (``beta`` of :func:`block_gibbs_step`, :attr:`BlockGibbs.beta`) is what
+:class:`~pyrogen.infer.ReplicaExchange` runs.
+
 **Evidence.** Gibbs stays exact for evidence that factorises over visible units. For
 Bernoulli units this is any per-unit likelihood :math:`p(y_i \mid v_i)`: it multiplies the
 target by :math:`e^{a^\top v}` with log-odds :math:`a_i = \log p(y_i | v_i{=}1) - \log p(y_i |
@@ -43,6 +51,7 @@ __all__ = [
     "hidden_logits",
     "visible_statistic",
     "log_transition_prob",
+    "joint_log_density",
 ]
 
 
@@ -102,13 +111,33 @@ def _visible_statistic(c: Conditionals, hidden: torch.Tensor) -> torch.Tensor:
     return torch.addmm(c.visible_bias, hidden, c.weight_t, alpha=c.scale)
 
 
+def joint_log_density(c: Conditionals, state: BlockGibbsState) -> torch.Tensor:
+    r""":math:`-E(v, h) + a^\top v`, the untempered log density of each chain's ``(v, h)``
+    (with the evidence log-odds :math:`a` folded into ``c.visible_bias``), shape ``(C,)``.
+
+    Units clamped by the evidence (:math:`a_i = \pm\infty`) never change, so their
+    (infinite) term is the same constant for every chain and left out."""
+    v, h = state.visible, state.hidden
+    interaction = (torch.mm(v, c.weight) * h).sum(-1) / c.scale
+    hidden_term = h @ c.hidden_bias
+    b = c.visible_bias
+    if c.gaussian:
+        return interaction + hidden_term - 0.5 * ((v - b) ** 2).sum(-1) / c.scale**2
+    finite = torch.where(torch.isfinite(b), b, torch.zeros_like(b))
+    return interaction + hidden_term + v @ finite
+
+
 def block_gibbs_step(
     rbm: RBM | Conditionals,
     state: BlockGibbsState,
     generator: torch.Generator,
     visible_log_odds: torch.Tensor | None = None,
+    beta: torch.Tensor | None = None,
 ) -> BlockGibbsState:
     """One sweep ``h ~ P(h | v)``, ``v ~ P(v | h)`` for every chain (pure: no autograd).
+
+    ``beta`` ``(C,)``: each chain's inverse temperature (see the module docstring); ``None``
+    is 1, the RBM itself.
 
     ``rbm`` may be given as its :func:`conditionals` (with the evidence already folded in,
     so ``visible_log_odds`` must then be None): a kernel builds them once per run, since at a
@@ -122,6 +151,8 @@ def block_gibbs_step(
     else:
         c = conditionals(rbm, visible_log_odds)
     # The parameters are detached, so no graph is recorded whatever the grad mode.
+    if beta is not None:
+        return _tempered_step(c, state, generator, beta.unsqueeze(-1))
     h = torch.bernoulli(_hidden_logits(c, state.visible).sigmoid_(), generator=generator)
     stat = _visible_statistic(c, h)
     if c.gaussian:
@@ -129,6 +160,21 @@ def block_gibbs_step(
         v = stat.add_(noise, alpha=c.scale)
     else:
         v = torch.bernoulli(stat.sigmoid_(), generator=generator)
+    return BlockGibbsState(v, h)
+
+
+def _tempered_step(
+    c: Conditionals, state: BlockGibbsState, generator: torch.Generator, beta: torch.Tensor
+) -> BlockGibbsState:
+    """:func:`block_gibbs_step` at inverse temperatures ``beta`` ``(C, 1)``."""
+    logits = _hidden_logits(c, state.visible).mul_(beta)
+    h = torch.bernoulli(logits.sigmoid_(), generator=generator)
+    stat = _visible_statistic(c, h)
+    if c.gaussian:
+        noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
+        v = stat.add_(noise.mul_(c.scale / beta.sqrt()))
+    else:
+        v = torch.bernoulli(stat.mul_(beta).sigmoid_(), generator=generator)
     return BlockGibbsState(v, h)
 
 
@@ -144,19 +190,23 @@ def log_transition_prob(
     state: BlockGibbsState,
     new_state: BlockGibbsState,
     visible_log_odds: torch.Tensor | None = None,
+    beta: torch.Tensor | float = 1.0,
 ) -> torch.Tensor:
     r""":math:`\log P(h' | v) + \log P(v' | h')` of the sweep from ``state`` to ``new_state``.
 
-    Uses the conditionals of :func:`block_gibbs_step`; shape ``(C,)``. The old ``hidden`` does
-    not enter: the sweep starts by redrawing it. For exact transition-matrix tests.
+    Uses the conditionals of :func:`block_gibbs_step` at inverse temperature ``beta`` (a
+    number or ``(C,)``); shape ``(C,)``. The old ``hidden`` does not enter: the sweep starts
+    by redrawing it. For exact transition-matrix tests.
     """
+    beta = torch.as_tensor(beta, dtype=rbm.weight.dtype, device=rbm.weight.device)
+    b = beta.unsqueeze(-1) if beta.dim() else beta
     with torch.no_grad():
-        log_p = _bernoulli_log_prob(hidden_logits(rbm, state.visible), new_state.hidden)
+        log_p = _bernoulli_log_prob(b * hidden_logits(rbm, state.visible), new_state.hidden)
         stat = visible_statistic(rbm, new_state.hidden, visible_log_odds)
         if rbm.is_gaussian:
-            normal = torch.distributions.Normal(stat, rbm.sigma)
+            normal = torch.distributions.Normal(stat, rbm.sigma / b.sqrt())
             return log_p + normal.log_prob(new_state.visible).sum(-1)
-        return log_p + _bernoulli_log_prob(stat, new_state.visible)
+        return log_p + _bernoulli_log_prob(b * stat, new_state.visible)
 
 
 class BlockGibbs(ChainKernel):
@@ -218,6 +268,9 @@ class BlockGibbs(ChainKernel):
             visible_log_odds = visible_log_odds.to(rbm.weight.dtype)
         self.visible_log_odds = visible_log_odds
         self._conditionals: Conditionals | None = None
+        #: ``None`` or each chain's inverse temperature ``(C,)`` (module docstring); set by
+        #: :class:`~pyrogen.infer.ReplicaExchange` while it steps the chains.
+        self.beta: torch.Tensor | None = None
         super().__init__()
         self.transforms = {}
         self.model = self._pyro_model
@@ -289,9 +342,10 @@ class BlockGibbs(ChainKernel):
         # Read once per run: every sweep of these chains uses the same detached tensors.
         self._conditionals = conditionals(rbm, self.visible_log_odds)
         with torch.no_grad():
-            h = torch.bernoulli(
-                torch.sigmoid(_hidden_logits(self._conditionals, v)), generator=generator
-            )
+            logits = _hidden_logits(self._conditionals, v)
+            if self.beta is not None:
+                logits = logits * self.beta.unsqueeze(-1)
+            h = torch.bernoulli(torch.sigmoid(logits), generator=generator)
         return BlockGibbsState(v, h)
 
     def step_chains(
@@ -301,7 +355,7 @@ class BlockGibbs(ChainKernel):
         c = self._conditionals
         if c is None:  # chains built by hand rather than by init_chains
             c = self._conditionals = conditionals(self.rbm, self.visible_log_odds)
-        new = block_gibbs_step(c, state, generator)
+        new = block_gibbs_step(c, state, generator, beta=self.beta)
         return new, {"accept_prob": self._ones(new.visible.shape[0])}
 
     def _ones(self, num_chains: int) -> torch.Tensor:

@@ -53,7 +53,7 @@ from pyrogen.infer.gibbs_blocks import (
     plate_block_log_conditional,
 )
 from pyrogen.infer.integer_draws import integer_transforms
-from pyrogen.infer.pyro_target import PyroTarget, discrete_target
+from pyrogen.infer.pyro_target import ChainLogJoint, PyroTarget, discrete_target, restrict_chains
 from pyrogen.infer.site_layout import SiteLayout
 
 __all__ = [
@@ -127,7 +127,7 @@ def coordinate_log_conditional(
         candidates = sub.unsqueeze(0).expand(card, n, num_coords).clone()
         column = values.expand(card, n).unsqueeze(-1)
         candidates.scatter_(2, coord.expand(card, n).unsqueeze(-1), column)
-        out = log_joint_fn(candidates).T  # (C_k, k)
+        out = restrict_chains(log_joint_fn, rows)(candidates).T  # (C_k, k)
         if logits is None:
             width = int(cardinalities.max())
             logits = out.new_full((num_chains, width), -torch.inf)
@@ -250,7 +250,8 @@ def blocked_gibbs_sweep(
                 picked = units[rows]
             coords = block.coordinates[picked - lo]
             sub = discrete[rows]
-            log_block = plate_block_log_conditional(sub, coords, block, log_joint_fn)
+            fn = restrict_chains(log_joint_fn, rows)
+            log_block = plate_block_log_conditional(sub, coords, block, fn)
             discrete[rows] = draw_block(sub, coords, log_block, generator, names)
         for q, block in enumerate(plan.colour):
             mask = units == colour_start + q
@@ -259,15 +260,16 @@ def blocked_gibbs_sweep(
             rows = slice(None) if bool(mask.all()) else mask.nonzero().squeeze(-1)
             sub = discrete[rows]
             coords = block.coordinates.expand(sub.shape[0], -1)
-            log_p = colour_log_conditional(sub, block, log_joint_fn)
+            log_p = colour_log_conditional(sub, block, restrict_chains(log_joint_fn, rows))
             discrete[rows] = draw_block(sub, coords, log_p, generator, names)
         mask = units >= single_start
         if bool(mask.any()):
             rows = slice(None) if bool(mask.all()) else mask.nonzero().squeeze(-1)
             sub = discrete[rows]
             coordinate = plan.singles[units[rows] - single_start]
+            fn = restrict_chains(log_joint_fn, rows)
             discrete[rows] = gibbs_update(
-                sub, coordinate, log_joint_fn, cardinalities, generator, coordinate_names
+                sub, coordinate, fn, cardinalities, generator, coordinate_names
             )
     return DiscreteGibbsState(discrete)
 
@@ -461,12 +463,19 @@ class DiscreteGibbs(ChainKernel):
     def step_chains(
         self, state: DiscreteGibbsState, *, generator: torch.Generator, warmup: bool = False
     ) -> tuple[DiscreteGibbsState, dict[str, torch.Tensor]]:
-        """One sweep; ``info["accept_prob"]`` is ones. ``warmup`` changes nothing."""
+        """One sweep; ``info["accept_prob"]`` is ones. ``warmup`` changes nothing.
+
+        Chains tempered one by one (``target.beta``, set by
+        :class:`~pyrogen.infer.ReplicaExchange`) keep their own inverse temperature when a
+        sweep updates some of them only."""
         target = self.target
+        log_joint_fn: Callable[..., torch.Tensor] = self.log_joint_fn
+        if isinstance(target.beta, torch.Tensor) and target.beta.dim() == 1:
+            log_joint_fn = ChainLogJoint(target, target.beta)
         new = blocked_gibbs_sweep(
             state,
             self.plan,
-            self.log_joint_fn,
+            log_joint_fn,
             target.cardinalities,
             generator,
             self.scan,

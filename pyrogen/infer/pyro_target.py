@@ -11,12 +11,25 @@ gets its leading dimensions followed by singleton dimensions up to the model's p
 exactly as Pyro vectorises particles, so any model that broadcasts over extra leading batch
 dimensions works. :meth:`PyroTarget.check_vectorized` verifies this against unbatched calls;
 models that fail are evaluated one batch element at a time instead.
+
+**Tempering.** The sites split into the *latent* ones (the prior terms) and the rest, the
+observed sites and ``pyro.factor`` terms (the likelihood :math:`L`). At inverse temperature
+:math:`\beta \in (0, 1]` the tempered log joint is
+
+.. math:: \log p_\beta(x) = \log p_{\text{prior}}(x) + \beta \log L(x),
+
+prior times likelihood to the power :math:`\beta`, for
+:class:`~pyrogen.infer.ReplicaExchange`. :attr:`PyroTarget.beta` holds one
+:math:`\beta` per chain (the last batch dimension of every :meth:`PyroTarget.log_joint`
+call) while a tempered kernel steps (:meth:`PyroTarget.tempered`); its default ``None``
+is :math:`\beta = 1`, the model itself, computed exactly as without tempering.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyro.poutine as poutine
@@ -26,7 +39,7 @@ from pyro.poutine.util import site_is_subsample
 
 from pyrogen.infer.site_layout import SiteLayout, sites_from_trace
 
-__all__ = ["PyroTarget", "discrete_target"]
+__all__ = ["PyroTarget", "ChainLogJoint", "discrete_target", "restrict_chains"]
 
 
 def discrete_target(
@@ -65,6 +78,12 @@ class PyroTarget(SiteLayout):
     Attributes (besides :class:`~pyrogen.infer.site_layout.SiteLayout`'s):
         max_plate_nesting: the largest number of batch dims of any site's log-probability.
         vectorized: whether :meth:`log_joint` batches in one model call.
+        likelihood_sites: names of the observed sample sites and ``pyro.factor`` terms of
+            the prototype trace (``pyro.deterministic`` sites left out): the terms that
+            tempering scales (see the module docstring).
+        beta: ``None`` (the model, :math:`\beta = 1`) or the inverse temperature of each
+            chain, shape ``(C,)``, used by :meth:`log_joint` when it is given no ``beta``;
+            set it with :meth:`tempered`.
     """
 
     def __init__(
@@ -101,6 +120,28 @@ class PyroTarget(SiteLayout):
             discrete, continuous, device, floats[0] if floats else torch.get_default_dtype()
         )
         self.vectorized = True
+        self.likelihood_sites = tuple(
+            site["name"]
+            for site in self._scored_sites(trace)
+            if site["is_observed"] and not site["infer"].get("_deterministic", False)
+        )
+        self._latent_names = frozenset(self.site_names)
+        self.beta: torch.Tensor | None = None
+
+    @contextmanager
+    def tempered(self, beta: torch.Tensor | None) -> Iterator[None]:
+        """Within the block, :meth:`log_joint` tempers chain ``c`` with ``beta[c]``
+        (``beta`` shape ``(C,)``, ``C`` the last batch dim of every call; ``None``: untempered).
+
+        Example:
+            >>> with target.tempered(torch.tensor([1.0, 0.5])):  # doctest: +SKIP
+            ...     target.log_joint(values, 1)  # chain 1 at half the likelihood
+        """
+        previous, self.beta = self.beta, beta
+        try:
+            yield
+        finally:
+            self.beta = previous
 
     @staticmethod
     def _scored_sites(trace: Any) -> list[dict[str, Any]]:
@@ -117,6 +158,7 @@ class PyroTarget(SiteLayout):
         batch_ndim: int,
         fixed: dict[str, torch.Tensor] | None = None,
         plate_dims: tuple[int, ...] = (),
+        beta: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         """Log joint of the model for a batch of latent values, in one traced call.
 
@@ -128,14 +170,52 @@ class PyroTarget(SiteLayout):
                 over: the result then keeps all :attr:`max_plate_nesting` plate dims, those
                 summed over with size 1, so entry ``i`` of a kept dim holds the terms of plate
                 index ``i`` (plus every term outside that plate, broadcast).
+            beta: inverse temperature of the likelihood terms (observed sites and factors):
+                a number, or one per chain, shape ``(C,)`` with ``C = batch[-1]``. ``None``
+                uses :attr:`beta` (``None`` there too: untempered).
 
-        Returns the log joint, shape ``batch`` (observed sites and factors included), or
-        ``(*batch, *plate_shape)`` with ``plate_dims``.
+        Returns the (tempered) log joint, shape ``batch`` (observed sites and factors
+        included), or ``(*batch, *plate_shape)`` with ``plate_dims``.
         """
+        if beta is None:
+            beta = self.beta
         if plate_dims and not self.vectorized:
             raise ValueError("plate_dims needs a model that broadcasts (vectorized)")
         if batch_ndim and not self.vectorized:
-            return self._log_joint_loop(values, batch_ndim, fixed)
+            return self._log_joint_loop(values, batch_ndim, fixed, beta)
+        return self._log_terms(values, batch_ndim, fixed, plate_dims, beta, prior=True)
+
+    def log_likelihood(
+        self,
+        values: dict[str, torch.Tensor],
+        batch_ndim: int,
+        fixed: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        r"""The untempered likelihood part :math:`\log L(x)` of :meth:`log_joint` (observed
+        sites and factors, no latent site's term), shape ``batch``: the tempered log joint is
+        ``prior + beta * log_likelihood``."""
+        if batch_ndim and not self.vectorized:
+            flat = {k: v.reshape((-1, *v.shape[batch_ndim:])) for k, v in values.items()}
+            batch_shape = next(iter(values.values())).shape[:batch_ndim]
+            out = []
+            for i in range(batch_shape.numel()):
+                single = dict(fixed or {})
+                single.update({k: v[i] for k, v in flat.items()})
+                out.append(self._log_terms({}, 0, single, (), None, prior=False))
+            return torch.stack(out).reshape(batch_shape)
+        return self._log_terms(values, batch_ndim, fixed, (), None, prior=False)
+
+    def _log_terms(
+        self,
+        values: dict[str, torch.Tensor],
+        batch_ndim: int,
+        fixed: dict[str, torch.Tensor] | None,
+        plate_dims: tuple[int, ...],
+        beta: torch.Tensor | float | None,
+        prior: bool,
+    ) -> torch.Tensor:
+        """The sum of the site terms: ``prior=True`` all of them, the likelihood ones scaled
+        by ``beta``; ``prior=False`` the likelihood ones only, unscaled."""
         data = dict(fixed or {})
         batch_shape: torch.Size = torch.Size()
         nesting = self.max_plate_nesting
@@ -156,15 +236,21 @@ class PyroTarget(SiteLayout):
             )
         shape = batch_shape + (1,) * nesting if keep else batch_shape
         total = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        scale = _beta_view(beta, batch_shape, nesting if keep else 0)
+        latent = self._latent_names.union(fixed or ())
         for site in self._scored_sites(trace):
             if not site["is_observed"]:
                 raise ValueError(
                     f"latent site {site['name']!r} was not in the prototype trace; models "
                     "with stochastic control flow are not supported"
                 )
+            is_latent = site["name"] in latent
+            if not prior and is_latent:
+                continue
             log_p = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+            tempered = scale is not None and not is_latent
             if not isinstance(log_p, torch.Tensor) or log_p.dim() == 0:
-                total = total + log_p
+                total = total + (scale * log_p if tempered else log_p)
                 continue
             rank = batch_ndim + nesting
             if log_p.dim() > rank:
@@ -177,6 +263,8 @@ class PyroTarget(SiteLayout):
             summed = tuple(k - nesting for k in range(nesting) if k not in keep)
             if summed:
                 log_p = log_p.sum(summed, keepdim=bool(keep))
+            if tempered:  # after the plate sums, so the chain dim is where beta expects it
+                log_p = scale * log_p
             total = total + log_p
         return total
 
@@ -185,17 +273,24 @@ class PyroTarget(SiteLayout):
         values: dict[str, torch.Tensor],
         batch_ndim: int,
         fixed: dict[str, torch.Tensor] | None,
+        beta: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         """:meth:`log_joint` one batch element at a time, for models that do not broadcast."""
         if not values:
-            return self.log_joint({}, 0, fixed)
+            return self.log_joint({}, 0, fixed, beta=beta)
         batch_shape = next(iter(values.values())).shape[:batch_ndim]
         flat = {k: v.reshape((-1, *v.shape[batch_ndim:])) for k, v in values.items()}
+        per_element = None
+        if isinstance(beta, torch.Tensor) and beta.dim() == 1:
+            # Element i of the flattened batch belongs to chain i mod C (chains last).
+            _beta_view(beta, batch_shape, 0)  # checks the chain dimension
+            per_element = beta.repeat(batch_shape.numel() // beta.shape[0])
         out = []
         for i in range(batch_shape.numel()):
             single = dict(fixed or {})
             single.update({k: v[i] for k, v in flat.items()})
-            out.append(self.log_joint({}, 0, single))
+            element_beta = beta if per_element is None else per_element[i]
+            out.append(self.log_joint({}, 0, single, beta=element_beta))
         return torch.stack(out).reshape(batch_shape)
 
     def log_density(
@@ -280,3 +375,47 @@ class PyroTarget(SiteLayout):
                 stacklevel=3,
             )
         return self.vectorized
+
+
+def _beta_view(
+    beta: torch.Tensor | float | None, batch_shape: torch.Size, trailing: int
+) -> torch.Tensor | float | None:
+    """``beta`` shaped to multiply a term of shape ``(*batch, *(1,) * trailing)``: a number
+    as it is, a ``(C,)`` tensor along the last batch dim (which must have size ``C``)."""
+    if beta is None or not isinstance(beta, torch.Tensor) or beta.dim() == 0:
+        return beta
+    if beta.dim() != 1 or not batch_shape or batch_shape[-1] != beta.shape[0]:
+        raise ValueError(
+            f"beta has shape {tuple(beta.shape)}: one inverse temperature per chain needs the "
+            f"chains as the last batch dim of the values, got batch shape {tuple(batch_shape)}"
+        )
+    return beta.reshape(beta.shape + (1,) * trailing)
+
+
+class ChainLogJoint:
+    """The log joint over value indices ``(*batch, C, D)`` of chains tempered one by one.
+
+    ``log_joint_fn(discrete, plate_dims=())`` of a kernel whose chains carry their own
+    inverse temperature ``beta`` ``(C,)``: kernels that update a subset of the chains take
+    :func:`restrict_chains` of it, so each chain keeps its ``beta``.
+    """
+
+    def __init__(self, target: PyroTarget, beta: torch.Tensor) -> None:
+        self.target, self.beta = target, beta
+
+    def __call__(self, discrete: torch.Tensor, plate_dims: tuple[int, ...] = ()) -> torch.Tensor:
+        target = self.target
+        values = target.discrete_values(discrete)
+        return target.log_joint(values, discrete.dim() - 1, plate_dims=plate_dims, beta=self.beta)
+
+    def restrict(self, rows: torch.Tensor) -> ChainLogJoint:
+        """The same log joint for the chains ``rows`` (indices into ``C``)."""
+        return ChainLogJoint(self.target, self.beta[rows])
+
+
+def restrict_chains(log_joint_fn: Callable[..., Any], rows: torch.Tensor | slice) -> Any:
+    """``log_joint_fn`` evaluated on the chains ``rows`` of the batch: the function itself
+    unless it carries per-chain parameters (a :class:`ChainLogJoint`)."""
+    if isinstance(rows, slice) or not isinstance(log_joint_fn, ChainLogJoint):
+        return log_joint_fn
+    return log_joint_fn.restrict(rows)

@@ -63,6 +63,7 @@ TEST_FILES = (
     "tests/test_infer_exact.py",
     "tests/test_infer_blocks.py",
     "tests/test_infer_informed.py",
+    "tests/test_infer_tempered_mala.py",
     "tests/test_infer_gof.py",
     "tests/test_infer_trust.py",
     "tests/test_infer_sample.py",
@@ -339,6 +340,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ratio = (g.unsqueeze(2) * change).sum(-1)",
         "ratio = -(g.unsqueeze(2) * change).sum(-1)",
         _order("infer_informed", rest=False),
+    ),
+    Mutation(
+        "tempered_swap_sign",
+        "replica-exchange MALA: exchange ratio with its sign flipped",
+        "infer/tempered_mala.py",
+        "swap_ratio = swap_log_accept_ratio(ladder, e.log_likelihood)",
+        "swap_ratio = -swap_log_accept_ratio(ladder, e.log_likelihood)",
+        _order("infer_tempered_mala", rest=False),
+    ),
+    Mutation(
+        "tempered_mala_stale_gradient",
+        "replica-exchange MALA: reverse proposal density with the gradient at the old point",
+        "infer/tempered_mala.py",
+        "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad_new) ** 2)",
+        "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad) ** 2)",
+        _order("infer_tempered_mala", rest=False),
     ),
 )
 
