@@ -9,19 +9,23 @@ from collections.abc import Sequence
 
 import torch
 
+from pyrogen import distributed
 from pyrogen.cli import bench, diagnose, sample, tour, train
 from pyrogen.cli._common import CLIError
 
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = [tour, train, sample, bench, diagnose]
+# Commands that use a torch.distributed group when launched by torchrun.
+_DISTRIBUTED_COMMANDS = ("train", "sample")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyrogen",
         description="RBMs, VAEs and GANs as first-class citizens of Pyro.",
-        epilog="Example: pyrogen train rbm --hidden 16 --epochs 100 --out runs/rbm",
+        epilog="Example: pyrogen train rbm --hidden 16 --epochs 100 --out runs/rbm\n"
+        "More than one process: torchrun --nproc_per_node 2 -m pyrogen.cli train rbm ...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from pyrogen import __version__
@@ -55,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     torch.set_num_threads(threads)
     try:
+        # Under torchrun, 'train' and 'sample' split their work across the processes
+        # (pyrogen.distributed); rank 0 alone writes the output files.
+        if args.command in _DISTRIBUTED_COMMANDS and distributed.launched_by_torchrun():
+            distributed.init_from_environment(getattr(args, "device", "cpu"))
         result = args.handler(args)
     except CLIError as err:
         print(f"pyrogen: error: {err}", file=sys.stderr)
@@ -65,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pyrogen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return int(result or 0)
 
 

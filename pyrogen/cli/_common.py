@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from pyrogen.distributed import local_device
+
 __all__ = ["CLIError", "add_common_options", "prepare_out_dir", "resolve_device"]
 
 
@@ -36,7 +38,8 @@ def resolve_device(name: str) -> torch.device:
         raise CLIError(f"--device {name!r} asked for CUDA, but torch sees no GPU")
     if device.type not in ("cpu", "cuda"):
         raise CLIError(f"--device must be cpu or cuda[:N], got {name!r}")
-    return device
+    # Under torchrun, a bare "cuda" means this process's GPU, cuda:LOCAL_RANK (untested).
+    return local_device(device)
 
 
 def prepare_out_dir(path: str) -> Path:

@@ -8,6 +8,7 @@ import json
 import torch
 
 from pyrogen.cli._common import CLIError, add_common_options, prepare_out_dir, resolve_device
+from pyrogen.distributed import is_main_process
 from pyrogen.io import atomic_write_bytes
 from pyrogen.seeding import make_generator
 
@@ -57,9 +58,13 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.no_progress,
         )
+        if idata is None:  # under torchrun: the chains were gathered on rank 0
+            return 0
         diagnostics.save(idata, out / "chains.nc")
         samples = torch.as_tensor(idata.posterior["v"].values[:, -1])
         info["chains"] = str(out / "chains.nc")
+    elif not is_main_process():  # ancestral samples are cheap: rank 0 draws them alone
+        return 0
     elif kind == "VAE":
         from pyrogen.vae import VAE
 

@@ -3,6 +3,10 @@
 ``--data`` picks the images (:mod:`pyrogen.cli._data`): ``digits`` (default), ``mnist5k``, or
 a ``.npz`` / IDX file; the model's width follows the data (64 pixels for the digits, 784 for
 MNIST).
+
+Under ``torchrun --nproc_per_node N -m pyrogen.cli train ...`` the training is split across
+the N processes (:mod:`pyrogen.distributed`: same global batches, averaged gradients) and
+rank 0 alone evaluates the model and writes the output directory.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from pyrogen.cli._common import CLIError, add_common_options, prepare_out_dir, resolve_device
 from pyrogen.cli._data import add_data_options, load_data, require_binary
 from pyrogen.data import DIGITS_SHAPE, ImageSplit
+from pyrogen.distributed import get_world_size, is_main_process
 from pyrogen.io import atomic_write_bytes
 from pyrogen.seeding import forked_global_rng, make_generator
 
@@ -154,6 +159,9 @@ def train_rbm(args: argparse.Namespace) -> int:
         **kwargs,
     )
     train_time = time.perf_counter() - tic
+    processes, main = _leave_group()
+    if not main:  # under torchrun: rank 0 evaluates and writes, alone
+        return 0
     rbm.requires_grad_(False)
     # Exact where enumeration is affordable (then no bracket is computed), else the bracket.
     likelihood = held_out_likelihood(
@@ -187,6 +195,7 @@ def train_rbm(args: argparse.Namespace) -> int:
         "likelihood_seconds": likelihood["seconds"],
         "seed": args.seed,
         "device": str(device),
+        "num_processes": processes,
     }
     _write_summary(out, history, summary)
     if bounds is None:
@@ -199,6 +208,19 @@ def train_rbm(args: argparse.Namespace) -> int:
         f"{train_time:.1f} s; held-out {result}; saved to {out / 'rbm.safetensors'}"
     )
     return 0
+
+
+def _leave_group() -> tuple[int, bool]:
+    """After training: ``(number of processes it ran on, whether this is rank 0)``.
+
+    A distributed run's process group is closed here, so that rank 0 evaluates the model
+    as a single process (the samplers it calls would otherwise wait for the other ranks)
+    and alone writes the output files.
+    """
+    processes, main = get_world_size(), is_main_process()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return processes, main
 
 
 def _data_summary(data: ImageSplit) -> dict[str, object]:
@@ -238,6 +260,9 @@ def train_vae(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     train_time = time.perf_counter() - tic
+    processes, main = _leave_group()
+    if not main:  # under torchrun: rank 0 evaluates and writes, alone
+        return 0
     iwae = float(log_likelihood(vae, test, num_samples=args.iwae_samples, seed=args.seed).mean())
     vae.save(out / "vae.safetensors")
     summary = {
@@ -254,6 +279,7 @@ def train_vae(args: argparse.Namespace) -> int:
         "iwae_samples": args.iwae_samples,
         "seed": args.seed,
         "device": str(device),
+        "num_processes": processes,
     }
     _write_summary(out, history, summary)
     print(
@@ -308,6 +334,9 @@ def train_gan(args: argparse.Namespace) -> int:
         **settings,
     )
     train_time = time.perf_counter() - tic
+    processes, main = _leave_group()
+    if not main:  # under torchrun: rank 0 evaluates and writes, alone
+        return 0
     gan.requires_grad_(False)
     features, feature_name, note = _frechet_features(data, train, args.seed, device)
     fd, coverage = None, None
@@ -343,6 +372,7 @@ def train_gan(args: argparse.Namespace) -> int:
         "class_coverage": coverage,
         "seed": args.seed,
         "device": str(device),
+        "num_processes": processes,
     }
     _write_summary(out, history, summary)
     if fd is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pyro.distributions as dist
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from pyrogen import distributed as _dist
 from pyrogen._validation import (
     check_choice,
     check_finite,
@@ -197,6 +199,62 @@ def _check_lr(lr: object) -> tuple[float, float]:
     return value, value
 
 
+def _discriminator_objective(
+    gan: GAN, real: torch.Tensor, fake: torch.Tensor, r1_penalty: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(objective, value, real logits, fake logits)`` of one discriminator update."""
+    if r1_penalty > 0.0:
+        real = real.detach().requires_grad_(True)
+    l_real, l_fake = gan.logits(real), gan.logits(fake)
+    value = F.logsigmoid(l_real).mean() + F.logsigmoid(-l_fake).mean()
+    objective = value
+    if r1_penalty > 0.0:
+        # R1: gradient of the logit w.r.t. the real inputs, kept in the graph so that the
+        # penalty itself is differentiated w.r.t. D's weights.
+        (grad,) = torch.autograd.grad(l_real.sum(), real, create_graph=True)
+        objective = value - 0.5 * r1_penalty * grad.square().sum(-1).mean()
+    return objective, value, l_real, l_fake
+
+
+def _generator_loss(gan: GAN, z: torch.Tensor, loss: str) -> torch.Tensor:
+    l_fake = gan.logits(gan.generator.generator(z))
+    if loss == "nonsaturating":
+        return -F.logsigmoid(l_fake).mean()
+    return F.logsigmoid(-l_fake).mean()
+
+
+class _DiscriminatorStep(nn.Module):
+    """A rank's weighted discriminator loss, as a module for DDP (which syncs ``D`` only)."""
+
+    def __init__(self, gan: GAN, r1_penalty: float) -> None:
+        super().__init__()
+        self.discriminator = gan.discriminator
+        self._gan = (gan,)  # a tuple: not registered, so the generator is not DDP's concern
+        self.r1_penalty = r1_penalty
+
+    def forward(
+        self, real: torch.Tensor, fake: torch.Tensor, weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        objective, value, l_real, l_fake = _discriminator_objective(
+            self._gan[0], real, fake, self.r1_penalty
+        )
+        return -objective * weight, value, l_real, l_fake
+
+
+class _GeneratorStep(nn.Module):
+    """A rank's weighted generator loss, as a module for DDP (which syncs ``G`` only)."""
+
+    def __init__(self, gan: GAN, loss: str) -> None:
+        super().__init__()
+        self.generator = gan.generator
+        self._gan = (gan,)
+        self.loss = loss
+
+    def forward(self, z: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+        g_loss = _generator_loss(self._gan[0], z, self.loss)
+        return g_loss * weight, g_loss
+
+
 def fit(
     gan: GAN,
     data: torch.Tensor,
@@ -212,6 +270,7 @@ def fit(
     train_generator: bool = True,
     record_every: int | None = None,
     r1_penalty: float = 0.0,
+    distributed: bool | None = None,
 ) -> History:
     r"""Train ``gan`` on ``data`` by alternating Adam steps on the two players.
 
@@ -242,6 +301,15 @@ def fit(
             d(x)\rVert^2`, subtracted from the discriminator's objective (the recorded
             ``value`` stays the plain :math:`\hat V`). ``0`` (default) is the unregularised
             game. See the note below.
+        distributed: ``None`` (default): train across the ranks of the open
+            ``torch.distributed`` group, if there is one of more than one process;
+            ``False``: train alone; ``True``: require a group. Every rank draws the same
+            global real batch and latent vectors (one seed), keeps its rows
+            (:func:`pyrogen.distributed.shard`), and ``DistributedDataParallel`` averages
+            each player's gradients, each rank's loss weighted by its share of the batch:
+            every rank ends with the one-process parameters and history, to rounding, as
+            long as the networks treat examples independently (no batch normalisation).
+            ``batch_size`` must be at least the number of ranks.
 
     Note:
         When the data are point masses (a finite training set, and above all discrete
@@ -309,6 +377,16 @@ def fit(
     r1_penalty = check_nonnegative_float(r1_penalty, "r1_penalty")
 
     data = data.to(device)
+    sharded = _dist.resolve_distributed(distributed)
+    d_step = g_step = None
+    rows, weight = slice(None), 1.0
+    if sharded:
+        _dist.check_batches(batch_size, batch_size)
+        seed = _dist.shared_seed(seed)
+        progress = progress and _dist.is_main_process()
+        part = _dist.shard(batch_size)
+        weight = part.world_size * part.size / part.total  # DDP averages over the ranks
+        rows = part.slice()
     rng = make_generator(seed, device)
     d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=d_lr, betas=betas)
     g_params = list(gan.generator.parameters())
@@ -316,6 +394,9 @@ def fit(
     if train_generator and g_params:
         g_opt = torch.optim.Adam(g_params, lr=g_lr, betas=betas)
     latent = gan.generator
+    if sharded:  # the wrappers broadcast rank 0's parameters
+        d_step = _dist.make_ddp(_DiscriminatorStep(gan, r1_penalty))
+        g_step = _dist.make_ddp(_GeneratorStep(gan, loss)) if g_opt is not None else None
 
     order = torch.randperm(n, generator=rng, device=device)
     cursor = 0
@@ -337,6 +418,8 @@ def fit(
 
     def flush(step: int) -> None:
         nonlocal sums
+        if sharded:  # each rank summed its share of every batch mean
+            (sums,) = _dist.all_reduce_sum([sums])
         s = sums.tolist()
         k = max(counts[0], 1)
         g_loss = s[3] / counts[1] if counts[1] else math.nan
@@ -356,20 +439,27 @@ def fit(
     step = 0
     try:
         for step in range(1, total + 1):
-            for _ in range(d_steps):
+            if sharded:
+                _sharded_step(
+                    latent,
+                    next_real,
+                    rng,
+                    batch_size,
+                    d_steps,
+                    (d_step, d_opt),
+                    (g_step, g_opt),
+                    rows,
+                    weight,
+                    sums,
+                    counts,
+                )
+            for _ in range(0 if sharded else d_steps):  # one process: the loop as it was
                 real = next_real()
                 with torch.no_grad():
                     fake = latent.generator(latent.sample_latent(batch_size, rng))
-                if r1_penalty > 0.0:
-                    real = real.detach().requires_grad_(True)
-                l_real, l_fake = gan.logits(real), gan.logits(fake)
-                value = F.logsigmoid(l_real).mean() + F.logsigmoid(-l_fake).mean()
-                objective = value
-                if r1_penalty > 0.0:
-                    # R1: gradient of the logit w.r.t. the real inputs, kept in the graph so
-                    # that the penalty itself is differentiated w.r.t. D's weights.
-                    (grad,) = torch.autograd.grad(l_real.sum(), real, create_graph=True)
-                    objective = value - 0.5 * r1_penalty * grad.square().sum(-1).mean()
+                objective, value, l_real, l_fake = _discriminator_objective(
+                    gan, real, fake, r1_penalty
+                )
                 d_opt.zero_grad(set_to_none=True)
                 (-objective).backward()
                 d_opt.step()
@@ -378,12 +468,8 @@ def fit(
                     sums[1] += torch.sigmoid(l_real).mean()
                     sums[2] += torch.sigmoid(l_fake).mean()
                 counts[0] += 1
-            if g_opt is not None:
-                l_fake = gan.logits(latent.generator(latent.sample_latent(batch_size, rng)))
-                if loss == "nonsaturating":
-                    g_loss = -F.logsigmoid(l_fake).mean()
-                else:
-                    g_loss = F.logsigmoid(-l_fake).mean()
+            if g_opt is not None and not sharded:
+                g_loss = _generator_loss(gan, latent.sample_latent(batch_size, rng), loss)
                 g_opt.zero_grad(set_to_none=True)
                 g_loss.backward()
                 g_opt.step()
@@ -408,3 +494,49 @@ def fit(
         gan.generator.train(modes[0])
         gan.discriminator.train(modes[1])
     return history
+
+
+def _sharded_step(
+    latent: ImplicitModel,
+    next_real: Callable[[], torch.Tensor],
+    rng: torch.Generator,
+    batch_size: int,
+    d_steps: int,
+    discriminator: tuple[nn.Module, torch.optim.Optimizer],
+    generator: tuple[nn.Module | None, torch.optim.Optimizer | None],
+    rows: slice,
+    weight: float,
+    sums: torch.Tensor,
+    counts: list[int],
+) -> None:
+    """One step of :func:`fit` on this rank's rows of every global batch.
+
+    The real batch and the latent vectors are drawn at the global batch size from the shared
+    stream (so they match one process) and cut to ``rows``; ``weight`` is
+    :math:`W B_r / B`. ``discriminator`` and ``generator`` are ``(DDP-wrapped step,
+    optimizer)`` pairs (the generator's is ``(None, None)`` when it is not trained);
+    ``sums`` collects this rank's ``B_r / B`` share of each batch mean.
+    """
+    share = weight / _dist.get_world_size()
+    d_step, d_opt = discriminator
+    for _ in range(d_steps):
+        real = next_real()[rows]
+        with torch.no_grad():
+            fake = latent.generator(latent.sample_latent(batch_size, rng)[rows])
+        scaled_loss, value, l_real, l_fake = d_step(real, fake, weight)
+        d_opt.zero_grad(set_to_none=True)
+        scaled_loss.backward()
+        d_opt.step()
+        with torch.no_grad():
+            sums[0] += value.detach() * share
+            sums[1] += torch.sigmoid(l_real).mean() * share
+            sums[2] += torch.sigmoid(l_fake).mean() * share
+        counts[0] += 1
+    g_step, g_opt = generator
+    if g_step is not None:
+        scaled_loss, g_loss = g_step(latent.sample_latent(batch_size, rng)[rows], weight)
+        g_opt.zero_grad(set_to_none=True)
+        scaled_loss.backward()
+        g_opt.step()
+        sums[3] += g_loss.detach() * share
+        counts[1] += 1

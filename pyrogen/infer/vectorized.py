@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyrogen import diagnostics
+from pyrogen import distributed as _dist
 from pyrogen._validation import check_positive_int
 from pyrogen.convergence import check_convergence
 from pyrogen.infer.adaptation import adaptation_steps
@@ -41,7 +42,8 @@ def sample(
     progress: bool = True,
     initial_params: Mapping[str, torch.Tensor] | None = None,
     check: bool = True,
-) -> diagnostics.DataTree:
+    distributed: bool | None = None,
+) -> diagnostics.DataTree | None:
     r"""Run ``num_chains`` chains of ``kernel`` as one batch; return an ArviZ ``DataTree``.
 
     Each chain takes ``warmup_steps`` steps (adapting kernels adapt only in the first 80% of
@@ -71,6 +73,16 @@ def sample(
             :class:`~pyrogen.ConvergenceWarning` when a threshold fails (R-hat > 1.01, bulk
             ESS < 100, acceptance < 5%); the outcome is stored in the attributes either way.
             ``False`` skips it (for callers that check the quantity they report themselves).
+        distributed: ``None`` (default): split the chains across the ranks of the open
+            ``torch.distributed`` group, if there is one of more than one process;
+            ``False``: run every chain here; ``True``: require a group. Rank :math:`r` runs
+            the contiguous block of chains :func:`pyrogen.distributed.shard` gives it, with
+            the seed :func:`pyrogen.distributed.shard_seed` ``(seed, r)`` (rank 0 keeps
+            ``seed``), so its draws are those of
+            ``sample(..., num_chains=block size, seed=shard_seed(seed, r))`` run alone; the
+            blocks are gathered on rank 0 in rank order, R-hat and ESS are computed there
+            over all chains, and rank 0 returns the ``DataTree`` while the other ranks return
+            ``None``. Per-chain ``initial_params`` are split like the chains.
 
     Returns:
         ``xarray.DataTree`` (ArviZ 1.x) built by :func:`pyrogen.diagnostics.to_inference_data`:
@@ -81,7 +93,9 @@ def sample(
         post-warmup steps. Attributes: ``wall_time`` (seconds, from initialisation to the
         draws on the host, excluding building the ``DataTree``), ``seed``,
         ``interrupted`` (1 when stopped by Ctrl-C: the draws made so far are returned),
-        and with ``check`` ``converged`` (1 or 0), ``max_r_hat`` and ``min_ess_bulk``.
+        and with ``check`` ``converged`` (1 or 0), ``max_r_hat`` and ``min_ess_bulk``;
+        distributed, also ``num_processes``. ``None`` on the ranks other than 0 of a
+        distributed run.
 
     Warns:
         ConvergenceWarning: with ``check``, when the chains fail a convergence threshold.
@@ -114,9 +128,22 @@ def sample(
             "move the model there (e.g. rbm.to(device)) and build the kernel again"
         )
 
-    if seed is None:  # from torch's global RNG, so pyro.set_rng_seed fixes it too
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-    generator = torch.Generator(device=kernel_device).manual_seed(seed)
+    sharded = _dist.resolve_distributed(distributed)
+    total_chains, local_seed = num_chains, seed
+    if sharded:  # this rank's block of chains, with its own seed (rank 0: the seed itself)
+        local_seed = seed = _dist.shared_seed(seed)
+        block = _dist.shard(num_chains)
+        if block.size == 0:
+            raise ValueError(
+                f"num_chains={num_chains} leaves rank {block.rank} of {block.world_size} "
+                "without a chain; run at least one chain per rank"
+            )
+        initial_params = _shard_initial_params(kernel, initial_params, block)
+        num_chains, local_seed = block.size, _dist.shard_seed(seed, block.rank)
+        progress = progress and _dist.is_main_process()
+    elif seed is None:  # from torch's global RNG, so pyro.set_rng_seed fixes it too
+        seed = local_seed = int(torch.randint(0, 2**62, (1,)).item())
+    generator = torch.Generator(device=kernel_device).manual_seed(local_seed)
     num_draws = num_samples // thin
 
     start = time.perf_counter()
@@ -139,10 +166,19 @@ def sample(
             bar.close()
         draws = {name: buf[: run.kept].transpose(0, 1).cpu() for name, buf in buffers.items()}
         sample_stats = run.sample_stats()
+    if sharded:
+        gathered = _dist.gather_to_main((draws, sample_stats, interrupted))
+        if gathered is None:
+            return None
+        draws, sample_stats, interrupted = _concatenate_blocks(gathered)
+        run.kept = next(iter(draws.values())).shape[1] if draws else 0
+    num_chains = total_chains
     wall_time = time.perf_counter() - start
 
     attrs = {"seed": seed, "interrupted": int(interrupted), "thin": thin}
     attrs["warmup_steps"] = warmup_steps
+    if sharded:
+        attrs["num_processes"] = _dist.get_world_size()
     if check and run.kept:
         rate = sample_stats.get("acceptance_rate")
         reliability = check_convergence(
@@ -159,6 +195,49 @@ def sample(
     return diagnostics.to_inference_data(
         draws, wall_time=wall_time, sample_stats=sample_stats, attrs=attrs
     )
+
+
+def _shard_initial_params(
+    kernel: VectorizedKernel,
+    initial_params: Mapping[str, torch.Tensor] | None,
+    block: _dist.Shard,
+) -> dict[str, torch.Tensor] | None:
+    """This rank's rows of the per-chain entries of ``initial_params``.
+
+    A value with one dimension more than its site (read off one throw-away chain) is per
+    chain, ``(num_chains, *site_shape)``, and is cut to the block; a ``site_shape`` value is
+    shared by every chain and kept whole.
+    """
+    if initial_params is None:
+        return None
+    probe = torch.Generator(device=torch.device(kernel.device)).manual_seed(0)
+    with torch.no_grad():
+        sites = kernel.chain_values(kernel.init_chains(1, generator=probe))
+    out = {}
+    for name, value in initial_params.items():
+        value = torch.as_tensor(value)
+        site = sites.get(name)
+        per_chain = site is not None and value.dim() == site.dim() and value.shape[0] == block.total
+        out[name] = value[block.slice()] if per_chain else value
+    return out
+
+
+def _concatenate_blocks(
+    gathered: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
+    """Every rank's ``(draws, sample_stats, interrupted)`` joined along the chain dimension.
+
+    An interrupted rank may have kept fewer draws: all are cut to the shortest.
+    """
+    kept = min((next(iter(d.values())).shape[1] for d, _s, _i in gathered if d), default=0)
+    draws = {
+        name: torch.cat([d[name][:, :kept] for d, _s, _i in gathered]) for name in gathered[0][0]
+    }
+    stats = {}
+    for name, first in gathered[0][1].items():
+        parts = [s[name] for _d, s, _i in gathered]
+        stats[name] = torch.cat([p[:, :kept] if first.dim() > 1 else p for p in parts])
+    return draws, stats, any(i for _d, _s, i in gathered)
 
 
 class _Run:

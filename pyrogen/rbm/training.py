@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pyrogen import distributed as _dist
 from pyrogen._validation import (
     check_choice,
     check_nonnegative_float,
@@ -276,6 +277,7 @@ def fit(
     callback: Callable[[int, RBM, float], bool | None] | None = None,
     monitor: Literal["pseudo_likelihood", "reconstruction", "exact"] | None = "pseudo_likelihood",
     monitor_size: int | None = None,
+    distributed: bool | None = None,
 ) -> History:
     """Train ``rbm`` in place by CD-k or persistent CD; return per-epoch :class:`History`.
 
@@ -320,7 +322,19 @@ def fit(
             seconds, on the clock of the history's ``wall_time``), off that clock and with
             gradients disabled, e.g. to monitor the model more finely than once per epoch;
             returning ``True`` stops training after that update (the epoch is recorded as far
-            as it went).
+            as it went). In a distributed run it is called on every rank, and training stops
+            when any rank's call returns ``True``.
+        distributed: ``None`` (default): train across the ranks of the open
+            ``torch.distributed`` group, if there is one of more than one process;
+            ``False``: train alone in this process; ``True``: require a group. Across
+            :math:`W` ranks every global batch of ``batch_size`` examples (and the
+            ``num_persistent`` PCD chains, which stay on their rank) is split into :math:`W`
+            contiguous parts, the CD/PCD statistics are summed over the ranks by one
+            ``all_reduce`` per update, the Gibbs noise of each example (or chain) is the
+            one a single process would draw (:func:`pyrogen.distributed.draw_rows`), and
+            every rank ends with the parameters a single process trains, to rounding. Every
+            rank holds the full ``data``, computes the same monitors and returns the same
+            history; write files from rank 0 only (:mod:`pyrogen.distributed`).
 
     Returns:
         :class:`~pyrogen.history.History` with the monitor's series
@@ -386,9 +400,16 @@ def fit(
             )
 
     device = rbm.weight.device
+    sharded = _dist.resolve_distributed(distributed)
     # One seed for the chains (on the model's device), the minibatch order (on the CPU) and
     # the AIS runs; None draws it from torch's global generator (pyrogen.seeding's rule).
-    seed = resolve_seed(seed)
+    # Distributed, every rank runs with rank 0's seed and starts from rank 0's parameters.
+    if sharded:
+        seed = _dist.shared_seed(seed)
+        _dist.broadcast_module(rbm)
+        progress = progress and _dist.is_main_process()
+    else:
+        seed = resolve_seed(seed)
     generator = make_generator(seed, device)
     cpu_generator = make_generator(seed)
     if init_visible_bias:
@@ -397,10 +418,14 @@ def fit(
     n = data.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch
+    sweep = _Sweep(rbm, generator, sharded)
     if algorithm == "pcd":
         with torch.no_grad():
             start = data[torch.randint(n, (num_persistent,), generator=cpu_generator).to(device)]
-            persistent = rbm._sample_visible(rbm._sample_hidden(start, generator), generator)
+            if sharded:  # this rank's chains: its rows of the one-process chains
+                sweep.chains = _dist.shard(num_persistent)
+                start = start[sweep.chains.slice()]
+            persistent = sweep.visible(sweep.hidden(start, sweep.chains), sweep.chains)
     # Monitors use fixed subsets whose cost, in layer evaluations (one matrix product with
     # the weights), stays within the budget: an epoch costs about 2k + 3 per example (the
     # k sweeps, the data's hidden layer, and the two outer products of the gradient). With
@@ -429,26 +454,47 @@ def fit(
             order = torch.randperm(n, generator=cpu_generator).to(device)
             for batch_index in order.split(batch_size):
                 rate = lr * (1.0 - step / total_steps) if lr_schedule == "linear" else lr
+                part = None
+                if sharded:  # this rank's rows of the global batch
+                    part = _dist.shard(batch_index.numel())
+                    batch_index = batch_index[part.slice()]
                 batch = data[batch_index]
                 data_h = torch.sigmoid(rbm._hidden_logits(batch))
                 if algorithm == "pcd":
                     chain = persistent
                     for _ in range(k):
-                        chain, _h = rbm.gibbs_step(chain, generator)
+                        chain = sweep.gibbs(chain, sweep.chains)
                     persistent = chain
                 else:
                     # CD's first sweep starts from the batch, whose P(h | v) is data_h already.
-                    h = torch.bernoulli(data_h, generator=generator)
-                    chain = rbm._sample_visible(h, generator)
+                    h = sweep.bernoulli(data_h, part)
+                    chain = sweep.visible(h, part)
                     for _ in range(k - 1):
-                        chain, _h = rbm.gibbs_step(chain, generator)
-                _sgd_step(rbm, batch, data_h, chain, velocity, rate, momentum, weight_decay)
+                        chain = sweep.gibbs(chain, part)
+                if sharded:
+                    chain_total = num_persistent if algorithm == "pcd" else part.total
+                    _sgd_step(
+                        rbm,
+                        batch,
+                        data_h,
+                        chain,
+                        velocity,
+                        rate,
+                        momentum,
+                        weight_decay,
+                        totals=(part.total, chain_total),
+                    )
+                else:
+                    _sgd_step(rbm, batch, data_h, chain, velocity, rate, momentum, weight_decay)
                 step += 1
                 if callback is not None:
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                     pause = time.perf_counter()
                     stop = bool(callback(step, rbm, wall + pause - tic - paused))
+                    if sharded:  # any rank's stop stops them all, after the same update
+                        flag = torch.tensor([float(stop)], device=device)
+                        stop = bool(_dist.all_reduce_sum([flag])[0] > 0)
                     paused += time.perf_counter() - pause
                     if stop:
                         break
@@ -503,6 +549,51 @@ def fit(
     return history
 
 
+class _Sweep:
+    """Block-Gibbs draws of :func:`fit`: the model's own samplers in one process; distributed,
+    drawn at the global batch's shape so that every row gets the noise it gets in one process
+    (:func:`pyrogen.distributed.draw_rows`).
+
+    ``part`` is the :class:`~pyrogen.distributed.Shard` of the rows at hand (``None`` in one
+    process); ``chains`` is this rank's share of the persistent chains.
+    """
+
+    def __init__(self, rbm: RBM, generator: torch.Generator, sharded: bool) -> None:
+        self.rbm, self.generator, self.sharded = rbm, generator, sharded
+        self.chains: _dist.Shard | None = None
+
+    def bernoulli(self, probs: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
+        def draw(p: torch.Tensor) -> torch.Tensor:
+            return torch.bernoulli(p, generator=self.generator)
+
+        return draw(probs) if part is None else _dist.draw_rows(draw, probs, part)
+
+    def hidden(self, v: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
+        if part is None:
+            return self.rbm._sample_hidden(v, self.generator)
+        return self.bernoulli(torch.sigmoid(self.rbm._hidden_logits(v)), part)
+
+    def visible(self, h: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
+        rbm = self.rbm
+        if part is None:
+            return rbm._sample_visible(h, self.generator)
+        stat = rbm._visible_logits(h)
+        if not rbm.is_gaussian:
+            return self.bernoulli(torch.sigmoid(stat), part)
+
+        def draw(s: torch.Tensor) -> torch.Tensor:
+            noise = torch.randn(s.shape, generator=self.generator, dtype=s.dtype, device=s.device)
+            return s + rbm.sigma * noise
+
+        return _dist.draw_rows(draw, stat, part)
+
+    def gibbs(self, v: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
+        """One sweep ``h ~ P(h|v)``, ``v' ~ P(v|h)`` (as :meth:`RBM.gibbs_step`); returns v'."""
+        if part is None:
+            return self.rbm.gibbs_step(v, self.generator)[0]
+        return self.visible(self.hidden(v, part), part)
+
+
 @torch.no_grad()
 def _sgd_step(
     rbm: RBM,
@@ -513,6 +604,7 @@ def _sgd_step(
     lr: float,
     momentum: float,
     weight_decay: float,
+    totals: tuple[int, int] | None = None,
 ) -> None:
     r"""One SGD-with-momentum step along the CD estimate of the log-likelihood gradient.
 
@@ -524,21 +616,31 @@ def _sgd_step(
     :math:`-\partial F / \partial b = v` (Bernoulli) or :math:`(v - b) / \sigma^2` (Gaussian);
     the update ascends ``mean over batch - mean over chain`` of these. Momentum follows
     PyTorch's SGD convention ``u <- momentum * u + g``, ``theta <- theta + lr * u``.
+
+    ``totals``, in a distributed run: the global ``(batch size, number of chains)``; this
+    rank's rows are then summed, divided by those and added up over the ranks by one
+    ``all_reduce``, which gives the one-process means.
     """
     model_h = torch.sigmoid(rbm._hidden_logits(chain))
+    num_batch, num_chain = (batch.shape[0], chain.shape[0]) if totals is None else totals
     grad_w = torch.addmm(
         rbm._scaled(batch).T @ data_h,
         rbm._scaled(chain).T,
         model_h,
-        beta=1.0 / batch.shape[0],
-        alpha=-1.0 / chain.shape[0],
+        beta=1.0 / num_batch,
+        alpha=-1.0 / num_chain,
     )
+    if totals is None:
+        grad_b = batch.mean(0) - chain.mean(0)
+        grad_c = data_h.mean(0) - model_h.mean(0)
+    else:
+        grad_b = batch.sum(0) / num_batch - chain.sum(0) / num_chain
+        grad_c = data_h.sum(0) / num_batch - model_h.sum(0) / num_chain
+        grad_w, grad_b, grad_c = _dist.all_reduce_sum([grad_w, grad_b, grad_c])
     if weight_decay:
         grad_w.add_(rbm.weight, alpha=-weight_decay)
-    grad_b = batch.mean(0) - chain.mean(0)
     if rbm.is_gaussian:
         grad_b.div_(rbm.sigma**2)
-    grad_c = data_h.mean(0) - model_h.mean(0)
     for param, buf, grad in zip(
         (rbm.weight, rbm.visible_bias, rbm.hidden_bias),
         velocity,

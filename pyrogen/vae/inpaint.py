@@ -47,6 +47,7 @@ import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC, NUTS
 
+from pyrogen import distributed as _dist
 from pyrogen._validation import (
     check_binary,
     check_choice,
@@ -128,14 +129,31 @@ def _normal_log_density(z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor)
     ] * math.log(2 * math.pi)
 
 
+def _draw(sampler: Any, like: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
+    """``sampler(like)``; distributed, at the shape of every chain, cut to this rank's
+    block (:func:`pyrogen.distributed.draw_rows`), so each chain gets its one-process noise."""
+    return sampler(like) if part is None else _dist.draw_rows(sampler, like, part)
+
+
 def _init_state(
-    vae: VAE, x: torch.Tensor, mask: torch.Tensor, num_chains: int, generator: torch.Generator
+    vae: VAE,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    num_chains: int,
+    generator: torch.Generator,
+    part: _dist.Shard | None = None,
 ) -> _ChainState:
-    """Chains start from q(z | x with the holes set to 0), one independent draw each."""
+    """Chains start from q(z | x with the holes set to 0), one independent draw each.
+
+    ``part``: this rank's block of the chains (``num_chains`` is then its size).
+    """
     completed = x.expand(num_chains, *x.shape)
     loc, scale = vae._encode(completed)
-    noise = torch.randn(loc.shape, generator=generator, dtype=loc.dtype, device=loc.device)
-    z = loc + scale * noise
+
+    def standard_normal(t: torch.Tensor) -> torch.Tensor:
+        return torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)
+
+    z = loc + scale * _draw(standard_normal, loc, part)
     return _ChainState(z, completed, vae.decoder(z))
 
 
@@ -146,14 +164,22 @@ def _gibbs_step(
     mask: torch.Tensor,
     generator: torch.Generator,
     metropolis: bool,
+    part: _dist.Shard | None = None,
 ) -> tuple[_ChainState, torch.Tensor]:
     """One sweep: an encoder-proposal MH update of z (or plain acceptance), then x_h | z.
 
     Returns the new state and the acceptance probability, shape ``(num_chains, n)``.
+    ``part``: this rank's block of the chains, whose noise is drawn as in one process.
     """
     loc, scale = vae._encode(state.x)
-    noise = torch.randn(loc.shape, generator=generator, dtype=loc.dtype, device=loc.device)
-    proposal = loc + scale * noise
+
+    def standard_normal(t: torch.Tensor) -> torch.Tensor:
+        return torch.randn(t.shape, generator=generator, dtype=loc.dtype, device=loc.device)
+
+    def uniform(t: torch.Tensor) -> torch.Tensor:
+        return torch.rand(t.shape, generator=generator, dtype=loc.dtype, device=loc.device)
+
+    proposal = loc + scale * _draw(standard_normal, loc, part)
     proposal_out = vae.decoder(proposal)
     if metropolis:
         log_target_new = vae._pixel_log_prob(state.x, proposal_out).sum(-1) + vae._log_prior(
@@ -167,16 +193,14 @@ def _gibbs_step(
             + _normal_log_density(state.z, loc, scale)
         )
         accept_prob = log_ratio.clamp(max=0.0).exp()
-        uniform = torch.rand(
-            accept_prob.shape, generator=generator, dtype=loc.dtype, device=loc.device
-        )
-        accept = uniform < accept_prob
+        accept = _draw(uniform, accept_prob, part) < accept_prob
         z = torch.where(accept.unsqueeze(-1), proposal, state.z)
         out = torch.where(accept.unsqueeze(-1), proposal_out, state.out)
     else:
         z, out = proposal, proposal_out
         accept_prob = torch.ones(loc.shape[:-1], dtype=loc.dtype, device=loc.device)
-    completed = torch.where(mask, x, vae._sample_output(out, generator))
+    hidden = _draw(lambda o: vae._sample_output(o, generator), out, part)
+    completed = torch.where(mask, x, hidden)
     return _ChainState(z, completed, out), accept_prob
 
 
@@ -189,19 +213,26 @@ def _run_gibbs(
     num_chains: int,
     generator: torch.Generator,
     metropolis: bool,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    state = _init_state(vae, x, mask, num_chains, generator)
+    part: _dist.Shard | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``(samples, sum of E[x | z] over the chains' draws, acceptance sum, 0 divergences)``.
+
+    The acceptance sum adds, over the kept steps, the mean acceptance probability (this
+    rank's mean weighted by its share of the chains, when ``part`` is given).
+    """
+    share = 1.0 if part is None else part.size / part.total
+    state = _init_state(vae, x, mask, num_chains, generator, part)
     draws = []
     mean_sum = torch.zeros_like(x)
     accept_sum = torch.zeros((), dtype=x.dtype, device=x.device)
     for step in range(warmup_steps + num_samples):
-        state, accept_prob = _gibbs_step(vae, state, x, mask, generator, metropolis)
+        state, accept_prob = _gibbs_step(vae, state, x, mask, generator, metropolis, part)
         if step >= warmup_steps:
             draws.append(state.z)
             mean_sum += vae._mean_output(state.out).sum(0)
-            accept_sum += accept_prob.mean()
+            accept_sum += accept_prob.mean() * share
     samples = torch.stack(draws, dim=1)
-    return samples, mean_sum / (num_samples * num_chains), float(accept_sum) / num_samples
+    return samples, mean_sum, accept_sum, 0
 
 
 def _masked_model(vae: VAE, x: torch.Tensor, mask: torch.Tensor) -> None:
@@ -225,22 +256,27 @@ def _run_nuts(
     warmup_steps: int,
     num_chains: int,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
+    part: _dist.Shard | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``(samples, sum of E[x | z], sum of the chains' acceptance rates, divergences)``.
+
+    Every chain's start and seed are drawn, in chain order, as in one process; with
+    ``part`` only this rank's block of chains is run (the sums are over those).
+    """
     with torch.no_grad():
         start = _init_state(vae, x, mask, num_chains, generator).z
+    # Pyro's MCMC samples from torch's global generator: each chain forks it, seeded from
+    # ``generator``, so that the caller's RNG state is left alone.
+    seeds = [draw_seed(generator) for _ in range(num_chains)]
+    chains = range(num_chains) if part is None else range(part.start, part.stop)
     draws, accept, divergences = [], [], 0
     # Gradients are needed for z only: freezing the weights spares their backward pass.
     frozen = [p for p in vae.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     try:
-        for chain in range(num_chains):
-            # Pyro's MCMC samples from torch's global generator: fork it, seeded per chain
-            # from ``generator``, so that the caller's RNG state is left alone.
-            with (
-                forked_global_rng(draw_seed(generator), vae.device),
-                pyro.validation_enabled(False),
-            ):
+        for chain in chains:
+            with forked_global_rng(seeds[chain], vae.device), pyro.validation_enabled(False):
                 kernel = NUTS(lambda: _masked_model(vae, x, mask), adapt_step_size=True)
                 mcmc = MCMC(
                     kernel,
@@ -258,15 +294,13 @@ def _run_nuts(
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    if divergences:
-        warnings.warn(f"NUTS inpainting had {divergences} divergent transitions", stacklevel=3)
     samples = torch.stack(draws)
     with torch.no_grad():
         mean_sum = torch.zeros_like(x)
         for chain_draws in samples:
             for block in chain_draws.split(64):
                 mean_sum += vae._mean_output(vae.decoder(block)).sum(0)
-    return samples, mean_sum / (num_samples * num_chains), sum(accept) / len(accept)
+    return samples, mean_sum, torch.tensor(sum(accept), dtype=torch.float64), divergences
 
 
 def inpaint(
@@ -278,7 +312,8 @@ def inpaint(
     warmup_steps: int = 200,
     num_chains: int = 4,
     seed: int | None = None,
-) -> InpaintResult:
+    distributed: bool | None = None,
+) -> InpaintResult | None:
     """Fill the hidden pixels of ``x`` by posterior inference over ``z``.
 
     Args:
@@ -291,9 +326,17 @@ def inpaint(
             mass matrix there).
         num_chains: independent chains, started from independent encoder draws.
         seed: seeds every draw; the global RNG is left untouched. ``None``: a fresh seed.
+        distributed: ``None`` (default): split the chains across the ranks of the open
+            ``torch.distributed`` group, if there is one of more than one process;
+            ``False``: run them all here; ``True``: require a group. Each rank runs its
+            contiguous block of chains (:func:`pyrogen.distributed.shard`) with the noise,
+            starting points and NUTS seeds those chains get in one process, so the draws are
+            the one-process draws (to rounding); rank 0 gathers them, computes R-hat and ESS
+            over all chains and returns the result, the other ranks return ``None``.
 
     Returns:
-        :class:`InpaintResult` ``(imputed, samples, idata, reliability)``.
+        :class:`InpaintResult` ``(imputed, samples, idata, reliability)`` (``None`` on the
+        ranks other than 0 of a distributed run).
 
     Warns:
         ConvergenceWarning: once, when the chains of ``z`` fail a threshold of
@@ -314,29 +357,55 @@ def inpaint(
     check_positive_int(warmup_steps, "warmup_steps", minimum=0)
     check_positive_int(num_chains, "num_chains")
     x, mask = _check_inputs(vae, x, mask)
+    part = None
+    if _dist.resolve_distributed(distributed):  # this rank's block of chains, one seed
+        seed = _dist.shared_seed(seed)
+        part = _dist.shard(num_chains)
+        if part.size == 0:
+            raise ValueError(
+                f"num_chains={num_chains} leaves rank {part.rank} of {part.world_size} "
+                "without a chain; run at least one chain per rank"
+            )
     generator = make_generator(seed, vae.device)
     tic = time.perf_counter()
     was_training = vae.training
     vae.eval()
     try:
         if method == "nuts":
-            samples, mean, accept_rate = _run_nuts(
-                vae, x, mask, num_samples, warmup_steps, num_chains, generator
-            )
+            run = _run_nuts(vae, x, mask, num_samples, warmup_steps, num_chains, generator, part)
         else:
             with torch.no_grad():
-                samples, mean, accept_rate = _run_gibbs(
+                run = _run_gibbs(
                     vae,
                     x,
                     mask,
                     num_samples,
                     warmup_steps,
-                    num_chains,
+                    num_chains if part is None else part.size,
                     generator,
                     metropolis=method == "mwg",
+                    part=part,
                 )
     finally:
         vae.train(was_training)
+    if part is not None:
+        gathered = _dist.gather_to_main(tuple(t.cpu() if torch.is_tensor(t) else t for t in run))
+        if gathered is None:
+            return None
+        run = (
+            torch.cat([g[0] for g in gathered]).to(vae.device),
+            sum(g[1] for g in gathered).to(vae.device),
+            sum(g[2] for g in gathered),
+            sum(g[3] for g in gathered),
+        )
+    samples, mean_sum, accept_sum, divergences = run
+    mean = mean_sum / (num_samples * num_chains)
+    if method == "nuts":
+        accept_rate = float(accept_sum) / num_chains
+        if divergences:
+            warnings.warn(f"NUTS inpainting had {divergences} divergent transitions", stacklevel=2)
+    else:
+        accept_rate = float(accept_sum) / num_samples
     wall_time = time.perf_counter() - tic
     imputed = torch.where(mask, x, mean)
     idata = to_inference_data({"z": samples}, wall_time=wall_time)

@@ -24,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -36,6 +37,7 @@ from pyro.infer.util import is_validation_enabled
 from torch import nn
 from tqdm.auto import tqdm
 
+from pyrogen import distributed as _dist
 from pyrogen._validation import (
     check_binary,
     check_nonnegative_float,
@@ -250,6 +252,62 @@ class SSVAE(nn.Module):
         return model
 
 
+class _StepLoss(nn.Module):
+    """The loss of one step of :func:`fit_semisupervised`, as a module that DDP can wrap.
+
+    ``forward(index_u, index_l)`` takes the global minibatches' indices. In one process it
+    returns the negative objective of those rows; distributed, it takes this rank's rows of
+    each (:func:`pyrogen.distributed.shard`) and returns :math:`W` times its share of the
+    global loss, each term weighted by the rank's share of its batch, so that DDP's average
+    of the gradients over the :math:`W` ranks is the one-process gradient.
+    """
+
+    def __init__(
+        self,
+        ssvae: SSVAE,
+        x_l: torch.Tensor,
+        y_l: torch.Tensor,
+        x_u: torch.Tensor,
+        alpha: float,
+        sharded: bool,
+    ) -> None:
+        super().__init__()
+        self.ssvae, self.sharded = ssvae, sharded
+        self.x_l, self.y_l, self.x_u, self.alpha = x_l, y_l, x_u, alpha
+        # y is summed out for unlabelled data; with y observed there is nothing to enumerate
+        # and the mean-field ELBO gives the z term its closed-form KL.
+        self.unlabelled_elbo = TraceEnum_ELBO(max_plate_nesting=1)
+        self.labelled_elbo = TraceMeanField_ELBO(max_plate_nesting=1)
+
+    def _loss(self, handler: object, elbo: object, *args: object, **kwargs: object):
+        with handler:
+            return elbo.differentiable_loss(self.ssvae.model, self.ssvae.guide, *args, **kwargs)
+
+    def forward(self, index_u: torch.Tensor, index_l: torch.Tensor) -> torch.Tensor:
+        ssvae, n_l = self.ssvae, self.x_l.shape[0]
+        scale_u = scale_l = 1.0
+        handler_u = handler_l = contextlib.nullcontext()
+        if self.sharded:
+            part_u, part_l = _dist.shard(index_u.numel()), _dist.shard(index_l.numel())
+            index_u, index_l = index_u[part_u.slice()], index_l[part_l.slice()]
+            handler_u, handler_l = _dist.GlobalBatchNoise(part_u), _dist.GlobalBatchNoise(part_l)
+            scale_u = part_u.world_size * part_u.size / part_u.total
+            scale_l = part_l.world_size * part_l.size / part_l.total
+        unlabelled = self._loss(handler_u, self.unlabelled_elbo, self.x_u, subsample=index_u)
+        labelled = self._loss(handler_l, self.labelled_elbo, self.x_l, self.y_l, subsample=index_l)
+        cross_entropy = None
+        if self.alpha > 0:
+            logits = ssvae._class_logits(self.x_l[index_l])
+            cross_entropy = F.cross_entropy(logits, self.y_l[index_l], reduction="sum")
+            cross_entropy = self.alpha * cross_entropy * (n_l / index_l.numel())
+        if self.sharded:
+            if cross_entropy is not None:
+                labelled = labelled + cross_entropy
+            return scale_u * unlabelled + scale_l * labelled
+        loss = unlabelled + labelled  # one process: summed in the order of earlier versions
+        return loss if cross_entropy is None else loss + cross_entropy
+
+
 def fit_semisupervised(
     ssvae: SSVAE,
     labelled: tuple[torch.Tensor, torch.Tensor],
@@ -261,6 +319,7 @@ def fit_semisupervised(
     seed: int | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: bool = True,
+    distributed: bool | None = None,
 ) -> History:
     """Train ``ssvae`` in place on labelled and unlabelled data; return a :class:`History`.
 
@@ -285,6 +344,11 @@ def fit_semisupervised(
             ``None``: a fresh seed drawn from torch's global generator (:mod:`pyrogen.seeding`).
         validation: ``(x, y)`` held out; adds ``validation_accuracy``.
         progress: show a tqdm bar.
+        distributed: as for :func:`pyrogen.vae.fit`: ``None`` trains across the ranks of an
+            open ``torch.distributed`` group (both minibatches split between them, DDP
+            averaging the gradients, global-batch noise), ``False`` alone, ``True`` requires
+            a group. Each rank needs a row of every minibatch: at least as many labelled
+            examples as ranks.
 
     Returns:
         History with ``loss`` (negative objective per example), ``accuracy`` (classifier
@@ -312,10 +376,15 @@ def fit_semisupervised(
         x_v = ssvae.check_data(validation[0], "validation[0]").to(ssvae.device)
         y_v = ssvae.check_labels(validation[1], x_v.shape[0], "validation[1]").to(ssvae.device)
 
-    # y is summed out for unlabelled data; with y observed there is nothing to enumerate and
-    # the mean-field ELBO gives the z term its closed-form KL.
-    unlabelled_elbo = TraceEnum_ELBO(max_plate_nesting=1)
-    labelled_elbo = TraceMeanField_ELBO(max_plate_nesting=1)
+    sharded = _dist.resolve_distributed(distributed)
+    step_loss = _StepLoss(ssvae, x_l, y_l, x_u, alpha, sharded)
+    if sharded:  # one seed and rank 0's parameters everywhere (DDP broadcasts them)
+        _dist.check_batches(n_u, batch_size)
+        labelled_batch = min(batch_size, n_l)  # always full: the labelled set is cycled
+        _dist.check_batches(labelled_batch, labelled_batch, "the labelled batch size")
+        seed = _dist.shared_seed(seed)
+        step_loss = _dist.make_ddp(step_loss)
+        progress = progress and _dist.is_main_process()
     optimizer = make_adam(list(ssvae.parameters()), lr)
     history = History()
     bar = tqdm(range(epochs), desc="SSVAE", disable=not progress, leave=False)
@@ -340,19 +409,14 @@ def fit_semisupervised(
                     index_l = labelled_order[: min(batch_size, n_l)]
                     labelled_order = labelled_order[index_l.numel() :]
                     index_u, index_l = index_u.to(ssvae.device), index_l.to(ssvae.device)
-                    loss = unlabelled_elbo.differentiable_loss(
-                        ssvae.model, ssvae.guide, x_u, subsample=index_u
-                    ) + labelled_elbo.differentiable_loss(
-                        ssvae.model, ssvae.guide, x_l, y_l, subsample=index_l
-                    )
-                    if alpha > 0:
-                        logits = ssvae._class_logits(x_l[index_l])
-                        cross_entropy = F.cross_entropy(logits, y_l[index_l], reduction="sum")
-                        loss = loss + alpha * cross_entropy * (n_l / index_l.numel())
+                    loss = step_loss(index_u, index_l)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     total = total + loss.detach() * (index_u.numel() / n_u)
+                if sharded:  # each rank's loss is W times its share of the global one
+                    (total,) = _dist.all_reduce_sum([total.reshape(1) / _dist.get_world_size()])
+                    total = total.sum()
                 wall += time.perf_counter() - tic
                 ssvae.eval()
                 with torch.no_grad():

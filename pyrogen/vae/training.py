@@ -32,6 +32,7 @@ import torch
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from tqdm.auto import tqdm
 
+from pyrogen import distributed as _dist
 from pyrogen._validation import (
     check_choice,
     check_positive_float,
@@ -93,6 +94,32 @@ def _check_dataset(vae: VAE, x: object, name: str) -> torch.Tensor:
     return x.to(vae.device)
 
 
+class _ShardedElbo(torch.nn.Module):
+    """A rank's share of the minibatch loss, as a module so that DDP can wrap it.
+
+    Pyro's model and guide call the VAE's networks directly, never ``vae.forward``; DDP only
+    averages gradients of a backward pass that follows a call of the module it wraps, so the
+    ELBO itself is the forward. ``forward(index, total)`` returns
+    :math:`W B_r / B` times the loss of this rank's rows ``index`` (``B_r`` of the
+    global batch's ``B = total``): DDP's average over the :math:`W` ranks is then the
+    gradient of the one-process loss.
+    """
+
+    def __init__(self, vae: torch.nn.Module, loss_fn: ELBO, data: torch.Tensor) -> None:
+        super().__init__()
+        self.vae = vae
+        self.loss_fn = loss_fn
+        self.data = data
+
+    def forward(self, index: torch.Tensor, total: int) -> torch.Tensor:
+        part = _dist.shard(total)
+        with _dist.GlobalBatchNoise(part):
+            loss = self.loss_fn.differentiable_loss(
+                self.vae.model, self.vae.guide, self.data, subsample=index
+            )
+        return loss * (part.world_size * part.size / part.total)
+
+
 def fit(
     vae: VAE,
     data: torch.Tensor,
@@ -104,6 +131,7 @@ def fit(
     seed: int | None = None,
     validation: torch.Tensor | None = None,
     progress: bool = True,
+    distributed: bool | None = None,
 ) -> History:
     """Train ``vae`` in place by SVI with Adam; return the per-epoch :class:`History`.
 
@@ -121,6 +149,14 @@ def fit(
             (:mod:`pyrogen.seeding`).
         validation: held-out data; adds a ``validation_elbo`` series.
         progress: show a tqdm bar.
+        distributed: ``None`` (default): train across the ranks of the open
+            ``torch.distributed`` group, if there is one of more than one process;
+            ``False``: train alone; ``True``: require a group. Each global minibatch is split
+            between the ranks, gradients are averaged by ``DistributedDataParallel`` (each
+            rank's loss weighted by its share of the batch), and each example's
+            noise :math:`\\epsilon` is the one a single process would draw
+            (:class:`pyrogen.distributed.GlobalBatchNoise`), so every rank ends with the
+            one-process parameters and history, to rounding. Write files from rank 0 only.
 
     Returns:
         :class:`~pyrogen.history.History` with ``elbo`` (mean training ELBO per example over
@@ -147,6 +183,13 @@ def fit(
         validation = _check_dataset(vae, validation, "validation")
 
     n = data.shape[0]
+    sharded = _dist.resolve_distributed(distributed)
+    step_loss = _ShardedElbo(vae, loss_fn, data) if sharded else None
+    if sharded:  # one seed and rank 0's parameters everywhere (DDP broadcasts them)
+        _dist.check_batches(n, batch_size)
+        seed = _dist.shared_seed(seed)
+        step_loss = _dist.make_ddp(step_loss)
+        progress = progress and _dist.is_main_process()
     optimizer = make_adam(list(vae.parameters()), lr)
     history = History()
     bar = tqdm(range(epochs), desc="VAE", disable=not progress, leave=False)
@@ -164,14 +207,24 @@ def fit(
                 order = torch.randperm(n, generator=generator).to(vae.device)
                 total = torch.zeros((), dtype=vae.dtype, device=vae.device)
                 for index in order.split(batch_size):
-                    loss = loss_fn.differentiable_loss(vae.model, vae.guide, data, subsample=index)
+                    if sharded:
+                        part = _dist.shard(index.shape[0])
+                        loss = step_loss(index[part.slice()], part.total)
+                    else:
+                        loss = loss_fn.differentiable_loss(
+                            vae.model, vae.guide, data, subsample=index
+                        )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     # ``loss`` estimates the whole set's negative ELBO (the plate scales by
-                    # N / B); weight each step by its share of the epoch.
-                    total = total + loss.detach() * (index.shape[0] / n)
-                record = {"elbo": -float(total) / n}
+                    # N / B); weight each step by its share of the epoch. Distributed, the
+                    # rank's loss is W times its share of the global one.
+                    weight = index.shape[0] / n / (_dist.get_world_size() if sharded else 1)
+                    total = total + loss.detach() * weight
+                if sharded:
+                    (total,) = _dist.all_reduce_sum([total.reshape(1)])
+                record = {"elbo": -float(total.sum()) / n}
                 wall += time.perf_counter() - tic
                 record.update(epoch_time=time.perf_counter() - tic, wall_time=wall)
                 if validation is not None:
