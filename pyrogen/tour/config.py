@@ -30,7 +30,7 @@ class TourConfig:
     gan_steps: int = 3000
     superres_images: int = 6
     superres_chains: int = 8
-    superres_samples: int = 200
+    superres_samples: int = 2000
     denoise_images: int = 6
     denoise_chains: int = 16
     denoise_steps: int = 3000
@@ -59,7 +59,7 @@ class TourConfig:
             gan_steps=600,
             superres_images=3,
             superres_chains=4,
-            superres_samples=80,
+            superres_samples=400,
             denoise_images=3,
             denoise_chains=8,
             denoise_steps=800,
