@@ -34,7 +34,7 @@ def test_pooling_upsampling_and_psnr():
 
 
 def linear_generator(seed: int = 0) -> ImplicitModel:
-    torch.manual_seed(seed)  # noqa: the layer's init draws from the global RNG; test-local
+    torch.manual_seed(seed)  # the layer draws its initial weights from the global RNG
     layer = torch.nn.Linear(2, 16, bias=False).double()
     return ImplicitModel(layer, latent_dim=2)
 
