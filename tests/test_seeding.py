@@ -238,6 +238,19 @@ def _inpaint(method: str) -> Callable[[int | None], Any]:
     return run
 
 
+def _super_resolve(seed: int | None) -> Any:
+    from pyrogen.gan import ImplicitModel
+    from pyrogen.gan.superres import super_resolve
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        g = ImplicitModel(torch.nn.Linear(2, 16), latent_dim=2)
+    low = torch.zeros(2, 4)
+    out = super_resolve(g, low, num_chains=2, num_samples=4, warmup_steps=2, seed=seed,
+                        warn=False)  # fmt: skip
+    return out.estimate
+
+
 def _fit_semisupervised(seed: int | None) -> Any:
     ssvae = copy.deepcopy(_SSVAE)
     history = fit_semisupervised(
@@ -296,6 +309,8 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.vae.inpaint.inpaint": _inpaint("mwg"),
     "pyrogen.vae.inpaint.inpaint (pseudo_gibbs)": _inpaint("pseudo_gibbs"),
     "pyrogen.vae.inpaint.inpaint (nuts)": _inpaint("nuts"),
+    "pyrogen.vae.inpaint.inpaint (replica_exchange)": _inpaint("replica_exchange"),
+    "pyrogen.gan.superres.super_resolve": _super_resolve,
     "pyrogen.vae.ssvae.fit_semisupervised": _fit_semisupervised,
     "pyrogen.vae.ssvae.fit_classifier": _fit_classifier,
     "pyrogen.datasets.ring": _ring,
@@ -326,6 +341,8 @@ def _mnist_features(seed: int, frechet: bool) -> Any:
 INT_ONLY_CASES: dict[str, Callable[[int], Any]] = {
     # 7: a seed no other test uses, so that the features are trained here, not cached.
     "pyrogen.metrics.digits_features": lambda seed: digits_features(seed=seed + 4),
+    # seed=None initialises from torch's global RNG directly, as torch.nn layers do.
+    "pyrogen.rbm.model.RBM": lambda seed: RBM(5, 3, seed=seed).weight,
     "pyrogen.random.LinearCongruential": lambda seed: LinearCongruential(seed=seed).state,
     "pyrogen.tour.mcmc_stage.gaussian_rbm": lambda seed: gaussian_rbm(seed, torch.device("cpu")),
     "pyrogen.metrics.mnist_features": lambda seed: _mnist_features(seed, frechet=False),
@@ -337,6 +354,8 @@ NOT_CALLED = {
     "pyrogen.seeding.check_seed": "validation only (tested below)",
     "pyrogen.tour.run_tour": "the whole tour (minutes); its stages seed by forked_global_rng",
     "pyrogen.tour.context.TourContext": "a record of the tour's settings; see run_tour",
+    "pyrogen.distributed.shard_seed": "derives a block's seed from an int (test_distributed)",
+    "pyrogen.distributed.shared_seed": "resolve_seed on rank 0, broadcast (test_distributed)",
 }
 
 

@@ -35,7 +35,7 @@ def _max_rhat(samples: torch.Tensor) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "num_samples", "warmup_steps"),
-    [("mwg", 3000, 500), ("nuts", 150, 150)],
+    [("mwg", 3000, 500), ("nuts", 150, 150), ("replica_exchange", 1500, 700)],
 )
 def test_inference_beats_pixel_marginals_with_converged_chains(
     digits_vae, method, num_samples, warmup_steps
@@ -105,8 +105,9 @@ def test_mwg_acceptance_probability_is_the_metropolis_hastings_ratio(digits_vae)
 
 
 @pytest.mark.slow
-def test_mwg_matches_quadrature_posterior_of_a_one_dimensional_latent():
-    """z_dim = 1: p(z | x_o) and p(x_h = 1 | x_o) by quadrature on a fine grid; MWG's
+@pytest.mark.parametrize("method", ["mwg", "replica_exchange"])
+def test_matches_quadrature_posterior_of_a_one_dimensional_latent(method):
+    """z_dim = 1: p(z | x_o) and p(x_h = 1 | x_o) by quadrature on a fine grid; the
     estimates must agree within 4 Monte Carlo standard errors (ESS-based)."""
     from pyro.ops.stats import effective_sample_size
 
@@ -125,8 +126,10 @@ def test_mwg_matches_quadrature_posterior_of_a_one_dimensional_latent():
         mean_z = float((weights * grid.squeeze(-1)).sum())
         probs_h = (weights.unsqueeze(-1) * bern.probs[:, 2:]).sum(0)
     result = inpaint(
-        vae, x, mask, method="mwg", num_samples=4000, warmup_steps=200, num_chains=8, seed=0
+        vae, x, mask, method=method, num_samples=4000, warmup_steps=400, num_chains=8, seed=0
     )
+    if method == "replica_exchange":
+        assert result.idata.posterior.attrs["round_trips_per_chain"] > 0
     z = result.samples[..., 0, 0]  # (chain, draw)
     ess = float(effective_sample_size(z))
     mcse = float(z.std()) / ess**0.5

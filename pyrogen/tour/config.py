@@ -25,7 +25,7 @@ class TourConfig:
     vae_embedding_epochs: int = 60
     iwae_samples: int = 500
     inpaint_images: int = 8
-    inpaint_samples: int = 300
+    inpaint_samples: int = 1500
     gan_latent_dim: int = 8
     gan_steps: int = 3000
     superres_images: int = 6
@@ -55,7 +55,7 @@ class TourConfig:
             vae_embedding_epochs=15,
             iwae_samples=100,
             inpaint_images=4,
-            inpaint_samples=100,
+            inpaint_samples=300,
             gan_steps=600,
             superres_images=3,
             superres_chains=4,

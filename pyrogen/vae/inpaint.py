@@ -12,6 +12,13 @@ the Bernoulli decoder), with its reliability: the chains of :math:`z` that the m
 over must pass :func:`pyrogen.convergence.check_convergence` (R-hat, bulk ESS, acceptance),
 or a :class:`~pyrogen.ConvergenceWarning` is emitted and ``result.reliability`` says why.
 
+* ``"replica_exchange"`` (default): replica-exchange MALA on :math:`z` alone
+  (:func:`pyrogen.infer.replica_exchange_mala`): for every image and chain, copies of the
+  chain on :math:`p(z)\, p(x_o \mid z)^{\beta}` for a ladder of :math:`\beta` in (0, 1],
+  MALA moves with per-copy step sizes, and exchanges between neighbouring temperatures; the
+  :math:`\beta = 1` copies are exact draws of :math:`p(z \mid x_o)`. The hole's pixels
+  are never sampled (the predictive mean is Rao-Blackwellised), and the tempered copies
+  carry chains between the several digits that fit half an image.
 * ``"mwg"``: Metropolis-within-Gibbs on :math:`(z, x_h)` (Mattei & Frellsen 2018, alg. 1).
   Given the completed image :math:`\tilde x = (x_o, x_h)`, propose
   :math:`z' \sim q(z \mid \tilde x)` from the encoder (an independence proposal), accept
@@ -61,6 +68,20 @@ from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
 from pyrogen.vae.model import VAE
 
 __all__ = ["InpaintResult", "inpaint", "marginal_impute", "hidden_log_likelihood"]
+
+#: The methods of :func:`inpaint` (module docstring).
+METHODS = ("replica_exchange", "mwg", "nuts", "pseudo_gibbs")
+
+#: ``(num_samples, warmup_steps)`` of each method when not given. Replica exchange needs
+#: longer chains than the others take per draw to reach R-hat <= 1.01 (measured on 20 test
+#: digits, bottom half hidden: 8x8 digits with a z_dim 8 VAE converge at 1500 / 700, MNIST
+#: 28x28 with z_dim 16 reaches max R-hat 1.02); NUTS is the expensive reference.
+DEFAULT_STEPS = {
+    "replica_exchange": (1500, 700),
+    "mwg": (500, 200),
+    "nuts": (500, 200),
+    "pseudo_gibbs": (500, 200),
+}
 
 # Laplace smoothing of the per-pixel frequencies: a pixel never seen "on" in training must
 # not get probability 0 (an infinite log-loss) in the baseline.
@@ -235,6 +256,64 @@ def _run_gibbs(
     return samples, mean_sum, accept_sum, 0
 
 
+def _run_tempered(
+    vae: VAE,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    num_samples: int,
+    warmup_steps: int,
+    num_chains: int,
+    generator: torch.Generator,
+    num_replicas: int,
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int], dict[str, Any]]:
+    r"""Replica-exchange MALA on :math:`p(z \mid x_o)` of every image and chain in one batch
+    (:func:`pyrogen.infer.replica_exchange_mala`: the observed pixels' likelihood tempered).
+
+    Returns the run tuple of :func:`_run_gibbs` and the exchange statistics.
+    """
+    from pyrogen.infer import replica_exchange_mala  # pyrogen.infer imports pyrogen.vae
+
+    n = x.shape[0]
+    with torch.no_grad():
+        start = _init_state(vae, x, mask, num_chains, generator).z.reshape(num_chains * n, -1)
+    targets = x.repeat(num_chains, 1)  # batch entry c * n + i: chain c of image i
+    observed = mask.repeat(num_chains, 1)
+
+    def log_likelihood(z: torch.Tensor) -> torch.Tensor:
+        pixels = vae._pixel_log_prob(targets, vae.decoder(z))
+        return torch.where(observed, pixels, torch.zeros((), dtype=pixels.dtype)).sum(-1)
+
+    frozen = [p for p in vae.parameters() if p.requires_grad]
+    for p in frozen:  # gradients with respect to z only
+        p.requires_grad_(False)
+    try:
+        out = replica_exchange_mala(
+            vae._log_prior,
+            log_likelihood,
+            start,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            betas=num_replicas,
+            generator=generator,
+        )
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    samples = out.samples.reshape(num_samples, num_chains, n, -1).transpose(0, 1)
+    mean_sum = torch.zeros_like(x)
+    with torch.no_grad():
+        for block in out.samples.reshape(-1, num_chains * n, out.samples.shape[-1]).split(64):
+            means = vae._mean_output(vae.decoder(block))  # (draws, C * n, x_dim)
+            mean_sum += means.reshape(-1, num_chains, n, x.shape[-1]).sum((0, 1))
+    accept_sum = out.accept_rate.mean() * num_samples
+    stats = {
+        "betas": out.betas.tolist(),
+        "swap_accept_rate": out.swap_accept_rate.tolist(),
+        "round_trips_per_chain": float(out.round_trips.double().mean()),
+    }
+    return (samples.contiguous(), mean_sum, accept_sum, 0), stats
+
+
 def _masked_model(vae: VAE, x: torch.Tensor, mask: torch.Tensor) -> None:
     """Pyro model of p(z, x_o): the decoder likelihood masked to the observed pixels."""
     with pyro.plate("images", x.shape[0]):
@@ -307,12 +386,13 @@ def inpaint(
     vae: VAE,
     x: torch.Tensor,
     mask: torch.Tensor,
-    method: Literal["mwg", "nuts", "pseudo_gibbs"] = "mwg",
-    num_samples: int = 500,
-    warmup_steps: int = 200,
+    method: Literal["replica_exchange", "mwg", "nuts", "pseudo_gibbs"] = "replica_exchange",
+    num_samples: int | None = None,
+    warmup_steps: int | None = None,
     num_chains: int = 4,
     seed: int | None = None,
     distributed: bool | None = None,
+    num_replicas: int = 8,
 ) -> InpaintResult | None:
     """Fill the hidden pixels of ``x`` by posterior inference over ``z``.
 
@@ -320,10 +400,14 @@ def inpaint(
         vae: a trained VAE (its parameters are not changed).
         x: images, shape ``(n, x_dim)``; hidden entries are ignored (NaN allowed there).
         mask: bool, shape ``(n, x_dim)``, ``True`` where a pixel is observed.
-        method: ``"mwg"`` (default), ``"nuts"`` or ``"pseudo_gibbs"``; see the module docs.
-        num_samples: draws kept per chain.
+        method: ``"replica_exchange"`` (default), ``"mwg"``, ``"nuts"`` or
+            ``"pseudo_gibbs"``; see the module docs. (The default was ``"mwg"`` before
+            0.2; it did not converge on most images, max R-hat 1.5 on the 8x8 digits and
+            6.9 with 3% acceptance on MNIST.)
+        num_samples: draws kept per chain; ``None``: :data:`DEFAULT_STEPS` of the method.
         warmup_steps: draws discarded first (NUTS also adapts its step size and diagonal
-            mass matrix there).
+            mass matrix there, replica exchange its step sizes and ladder); ``None``:
+            :data:`DEFAULT_STEPS` of the method.
         num_chains: independent chains, started from independent encoder draws.
         seed: seeds every draw; the global RNG is left untouched. ``None``: a fresh seed.
         distributed: ``None`` (default): split the chains across the ranks of the open
@@ -333,6 +417,11 @@ def inpaint(
             starting points and NUTS seeds those chains get in one process, so the draws are
             the one-process draws (to rounding); rank 0 gathers them, computes R-hat and ESS
             over all chains and returns the result, the other ranks return ``None``.
+            (``"replica_exchange"``: rank ``r`` runs its block from the seed
+            :func:`pyrogen.distributed.shard_seed` ``(seed, r)`` instead, so its draws are
+            not the one-process draws, but every chain is still an exact chain.)
+        num_replicas: temperatures of ``"replica_exchange"`` (a geometric ladder to 0.01,
+            adapted during warm-up).
 
     Returns:
         :class:`InpaintResult` ``(imputed, samples, idata, reliability)`` (``None`` on the
@@ -352,7 +441,11 @@ def inpaint(
         >>> tuple(result.samples.shape), result.reliability.converged
         ((4, 20, 3, 8), False)
     """
-    method = check_choice(method, "method", ("mwg", "nuts", "pseudo_gibbs"))
+    method = check_choice(method, "method", METHODS)
+    default_samples, default_warmup = DEFAULT_STEPS[method]
+    num_samples = default_samples if num_samples is None else num_samples
+    warmup_steps = default_warmup if warmup_steps is None else warmup_steps
+    check_positive_int(num_replicas, "num_replicas")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(warmup_steps, "warmup_steps", minimum=0)
     check_positive_int(num_chains, "num_chains")
@@ -371,8 +464,16 @@ def inpaint(
     was_training = vae.training
     vae.eval()
     try:
+        exchange: dict[str, Any] = {}
         if method == "nuts":
             run = _run_nuts(vae, x, mask, num_samples, warmup_steps, num_chains, generator, part)
+        elif method == "replica_exchange":
+            if part is not None:  # each rank its own block of chains, with its own stream
+                generator = make_generator(_dist.shard_seed(seed, part.rank), vae.device)
+            run, exchange = _run_tempered(
+                vae, x, mask, num_samples, warmup_steps,
+                num_chains if part is None else part.size, generator, num_replicas,
+            )  # fmt: skip
         else:
             with torch.no_grad():
                 run = _run_gibbs(
@@ -411,6 +512,8 @@ def inpaint(
     idata = to_inference_data({"z": samples}, wall_time=wall_time)
     idata.posterior.attrs["method"] = method
     idata.posterior.attrs["accept_rate"] = accept_rate
+    for key, value in exchange.items():  # replica exchange: ladder, swap rates, round trips
+        idata.posterior.attrs[key] = value
     # imputed is a function of z averaged over the draws: the chains of z are what it rests
     # on (every hidden pixel's predictive mean is E[f(z)] for a smooth f).
     reliability = check_convergence(

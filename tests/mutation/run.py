@@ -357,6 +357,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad) ** 2)",
         _order("infer_tempered_mala", rest=False),
     ),
+    Mutation(
+        "inpaint_tempered_unmasked",
+        "replica-exchange inpainting: likelihood over every pixel, holes included",
+        "vae/inpaint.py",
+        "return torch.where(observed, pixels, torch.zeros((), dtype=pixels.dtype)).sum(-1)",
+        "return pixels.sum(-1)",
+        (
+            "tests/test_vae_inpaint.py::test_matches_quadrature_posterior_of_a_one_dimensional_latent",
+        ),
+    ),
 )
 
 
