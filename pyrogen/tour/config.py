@@ -29,8 +29,8 @@ class TourConfig:
     gan_latent_dim: int = 8
     gan_steps: int = 3000
     superres_images: int = 6
-    superres_chains: int = 8
-    superres_samples: int = 2000
+    superres_chains: int = 16
+    superres_samples: int = 4000
     denoise_images: int = 6
     denoise_chains: int = 16
     denoise_steps: int = 3000
