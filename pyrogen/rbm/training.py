@@ -63,9 +63,11 @@ from pyrogen._validation import (
 )
 from pyrogen.convergence import warn_unreliable
 from pyrogen.history import History
+from pyrogen.rbm import parallel_tempering
 from pyrogen.rbm.ais import ais, log_partition_floor
 from pyrogen.rbm.model import RBM, enumeration_cost
 from pyrogen.seeding import make_generator, resolve_seed
+from pyrogen.tempering import equalised_ladder
 
 __all__ = ["fit", "pseudo_log_likelihood", "reconstruction_error", "standardize"]
 
@@ -74,10 +76,10 @@ __all__ = ["fit", "pseudo_log_likelihood", "reconstruction_error", "standardize"
 # (2**20 states x 64 x 20 units, or 2**16 x 784 x 16).
 _EXACT_EVERY_EPOCH_COST = 2**20 * 64 * 20
 # Defaults per algorithm (see the module docstring for how they were chosen).
-_DEFAULT_BATCH_SIZE = {"cd": 100, "pcd": 20}
+_DEFAULT_BATCH_SIZE = {"cd": 100, "pcd": 20, "pt": 20}
 # Default learning rate = this / mean ||v~||^2 of the training data (the number of active
 # pixels of a binary image): 0.2 (CD) and 0.04 (PCD) on the binarised digits (18.7 pixels on).
-_DEFAULT_LR_TIMES_ACTIVE = {"cd": 3.75, "pcd": 0.75}
+_DEFAULT_LR_TIMES_ACTIVE = {"cd": 3.75, "pcd": 0.75, "pt": 0.75}
 # Monitors use at most this many fixed, randomly chosen examples ...
 _MONITOR_SIZE = 500
 # ... and by default cost at most this share of an epoch's model evaluations.
@@ -260,7 +262,7 @@ def _init_visible_bias(rbm: RBM, data: torch.Tensor) -> None:
 def fit(
     rbm: RBM,
     data: torch.Tensor,
-    algorithm: Literal["cd", "pcd"] = "cd",
+    algorithm: Literal["cd", "pcd", "pt"] = "cd",
     k: int = 1,
     epochs: int = 100,
     batch_size: int | None = None,
@@ -278,14 +280,19 @@ def fit(
     monitor: Literal["pseudo_likelihood", "reconstruction", "exact"] | None = "pseudo_likelihood",
     monitor_size: int | None = None,
     distributed: bool | None = None,
+    num_temperatures: int = 10,
 ) -> History:
-    """Train ``rbm`` in place by CD-k or persistent CD; return per-epoch :class:`History`.
+    """Train ``rbm`` in place by CD-k, persistent CD or parallel-tempering PCD; return
+    per-epoch :class:`History`.
 
     Args:
         rbm: the model; training runs on its device and dtype.
         data: training set, shape ``(n, n_visible)``; binary for Bernoulli units,
             standardised for Gaussian units (a warning is raised otherwise).
-        algorithm: ``"cd"`` (chains restart at the batch) or ``"pcd"`` (persistent chains).
+        algorithm: ``"cd"`` (chains restart at the batch), ``"pcd"`` (persistent chains)
+            or ``"pt"`` (PT-PCD: each persistent chain with copies at ``num_temperatures``
+            inverse temperatures exchanging states, :mod:`pyrogen.rbm.parallel_tempering`;
+            Bernoulli units, one process). ``"pt"`` takes PCD's default batch size and rate.
         k: Gibbs sweeps per update.
         epochs: passes over the data.
         batch_size: examples per update; ``None``: 100 for CD, 20 for PCD.
@@ -335,6 +342,12 @@ def fit(
             every rank ends with the parameters a single process trains, to rounding. Every
             rank holds the full ``data``, computes the same monitors and returns the same
             history; write files from rank 0 only (:mod:`pyrogen.distributed`).
+        num_temperatures: temperatures of ``"pt"``, :math:`\beta` from 1 to 0 (the
+            uniform distribution), evenly spaced at first and re-equalised after every epoch
+            so that neighbouring pairs swap about equally often
+            (:func:`pyrogen.tempering.equalised_ladder`); each of the ``num_persistent``
+            chains has that many copies, and one update costs ``num_temperatures`` times a
+            PCD update's sweeps.
 
     Returns:
         :class:`~pyrogen.history.History` with the monitor's series
@@ -354,7 +367,10 @@ def fit(
         ConvergenceWarning: once, when at least half of the hidden units are dead or
             saturated at the end of an epoch (the model has stopped learning; lower ``lr``).
     """
-    algorithm = check_choice(algorithm, "algorithm", ("cd", "pcd"))
+    algorithm = check_choice(algorithm, "algorithm", ("cd", "pcd", "pt"))
+    check_positive_int(num_temperatures, "num_temperatures", minimum=2)
+    if algorithm == "pt" and rbm.is_gaussian:
+        raise ValueError("algorithm='pt' needs Bernoulli visible units")
     lr_schedule = check_choice(lr_schedule, "lr_schedule", ("constant", "linear"))
     if monitor is not None:
         monitor = check_choice(monitor, "monitor", _MONITORS)
@@ -404,6 +420,8 @@ def fit(
     # One seed for the chains (on the model's device), the minibatch order (on the CPU) and
     # the AIS runs; None draws it from torch's global generator (pyrogen.seeding's rule).
     # Distributed, every rank runs with rank 0's seed and starts from rank 0's parameters.
+    if sharded and algorithm == "pt":
+        raise ValueError("algorithm='pt' runs in one process; use distributed=False")
     if sharded:
         seed = _dist.shared_seed(seed)
         _dist.broadcast_module(rbm)
@@ -419,13 +437,19 @@ def fit(
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch
     sweep = _Sweep(rbm, generator, sharded)
-    if algorithm == "pcd":
+    if algorithm in ("pcd", "pt"):
         with torch.no_grad():
             start = data[torch.randint(n, (num_persistent,), generator=cpu_generator).to(device)]
             if sharded:  # this rank's chains: its rows of the one-process chains
                 sweep.chains = _dist.shard(num_persistent)
                 start = start[sweep.chains.slice()]
             persistent = sweep.visible(sweep.hidden(start, sweep.chains), sweep.chains)
+    if algorithm == "pt":
+        betas = torch.linspace(1.0, 0.0, num_temperatures, dtype=torch.float64, device=device)
+        with torch.no_grad():
+            tempered = parallel_tempering.init_chains(rbm, start, num_temperatures, generator)
+        rejection_sum = torch.zeros(num_temperatures - 1, dtype=torch.float64, device=device)
+        attempts = torch.zeros_like(rejection_sum)
     # Monitors use fixed subsets whose cost, in layer evaluations (one matrix product with
     # the weights), stays within the budget: an epoch costs about 2k + 3 per example (the
     # k sweeps, the data's hidden layer, and the two outer products of the gradient). With
@@ -465,6 +489,17 @@ def fit(
                     for _ in range(k):
                         chain = sweep.gibbs(chain, sweep.chains)
                     persistent = chain
+                elif algorithm == "pt":
+                    for _ in range(k):
+                        tempered = parallel_tempering.tempered_sweep(
+                            rbm, tempered, betas, generator
+                        )
+                    tempered, swap_prob, proposed = parallel_tempering.exchange(
+                        rbm, tempered, betas, step, generator
+                    )
+                    rejection_sum += ((1 - swap_prob) * proposed).sum(-1).double()
+                    attempts += proposed.sum(-1).double()
+                    chain = tempered.visible[0]
                 else:
                     # CD's first sweep starts from the batch, whose P(h | v) is data_h already.
                     h = sweep.bernoulli(data_h, part)
@@ -504,6 +539,13 @@ def fit(
             wall += epoch_time
             tic = time.perf_counter()
             record: dict[str, float] = {"epoch_time": epoch_time, "wall_time": wall}
+            if algorithm == "pt":  # the pairs' swap rates this epoch, then a new ladder
+                rejection = rejection_sum / attempts.clamp(min=1)
+                record["pt_min_swap_rate"] = float(1 - rejection.max())
+                record["pt_mean_swap_rate"] = float(1 - rejection.mean())
+                betas = equalised_ladder(betas, rejection)
+                rejection_sum.zero_()
+                attempts.zero_()
             # Exact log Z, once per epoch, for whichever of the two monitors needs it.
             wants_log_z = exact and (monitor == "exact" or held_out is not None)
             log_z = rbm.log_partition() if wants_log_z else None

@@ -64,6 +64,7 @@ TEST_FILES = (
     "tests/test_infer_blocks.py",
     "tests/test_infer_informed.py",
     "tests/test_infer_tempered_mala.py",
+    "tests/test_rbm_parallel_tempering.py",
     "tests/test_infer_gof.py",
     "tests/test_infer_trust.py",
     "tests/test_infer_sample.py",
@@ -356,6 +357,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad_new) ** 2)",
         "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad) ** 2)",
         _order("infer_tempered_mala", rest=False),
+    ),
+    Mutation(
+        "pt_pcd_energy_sign",
+        "PT-PCD exchange with the energy's sign flipped",
+        "rbm/parallel_tempering.py",
+        "log_l = -rbm.energy(chains.visible, chains.hidden)",
+        "log_l = rbm.energy(chains.visible, chains.hidden)",
+        _order("rbm_parallel_tempering", rest=False),
     ),
     Mutation(
         "inpaint_tempered_unmasked",
