@@ -238,6 +238,27 @@ def _inpaint(method: str) -> Callable[[int | None], Any]:
     return run
 
 
+def _calibrate(seed: int | None) -> Any:
+    from pyrogen.gan import calibrate_discriminator
+
+    real = ring(64, seed=1)[0]
+    return torch.tensor([calibrate_discriminator(_GAN, real, seed=seed).intercept])
+
+
+def _mh_gan(seed: int | None) -> Any:
+    from pyrogen.gan import mh_gan_sample
+
+    return mh_gan_sample(_GAN, 8, num_proposals=5, seed=seed, warn=False).samples
+
+
+def _drs(seed: int | None) -> Any:
+    from pyrogen.gan import discriminator_rejection_sample
+
+    out = discriminator_rejection_sample(_GAN, 8, burn_in=64, batch_size=64, seed=seed,
+                                         warn=False)  # fmt: skip
+    return out.samples
+
+
 def _super_resolve(seed: int | None) -> Any:
     from pyrogen.gan import ImplicitModel
     from pyrogen.gan.superres import super_resolve
@@ -311,6 +332,9 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.vae.inpaint.inpaint (nuts)": _inpaint("nuts"),
     "pyrogen.vae.inpaint.inpaint (replica_exchange)": _inpaint("replica_exchange"),
     "pyrogen.gan.superres.super_resolve": _super_resolve,
+    "pyrogen.gan.discriminator_sampling.calibrate_discriminator": _calibrate,
+    "pyrogen.gan.discriminator_sampling.mh_gan_sample": _mh_gan,
+    "pyrogen.gan.discriminator_sampling.discriminator_rejection_sample": _drs,
     "pyrogen.vae.ssvae.fit_semisupervised": _fit_semisupervised,
     "pyrogen.vae.ssvae.fit_classifier": _fit_classifier,
     "pyrogen.datasets.ring": _ring,
