@@ -1,4 +1,5 @@
-"""``pyrogen bench {mcmc,rbm,vae,gan,adversarial,superres}``: run a script of ``benchmarks/``."""
+"""``pyrogen bench NAME`` (``mcmc``, ``rbm``, ``vae``, ``gan``, ``mixing``, ...): run a script of
+``benchmarks/``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ BENCHMARKS = {
     "gan": "gan_toy.py",
     "superres": "gan_superres.py",
     "adversarial": "adversarial_digits.py",
+    "mixing": "mixing.py",
+    "discrete": "discrete.py",
 }
 
 
