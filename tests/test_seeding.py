@@ -36,12 +36,12 @@ from pyrogen.adversarial import pgd
 from pyrogen.convergence import ConvergenceWarning, Reliability
 from pyrogen.data import load_digits, load_mnist5k
 from pyrogen.datasets import grid, ring
+from pyrogen.first_principles import LinearCongruential
 from pyrogen.gan import GAN, ImplicitModel, latent_posterior, mlp_discriminator, mlp_generator
 from pyrogen.gan import fit as gan_fit
 from pyrogen.history import History
 from pyrogen.infer import BlockGibbs, sample
 from pyrogen.metrics import digits_features
-from pyrogen.random import LinearCongruential
 from pyrogen.rbm import RBM, ais, log_likelihood_bounds, reverse_ais
 from pyrogen.rbm import fit as rbm_fit
 from pyrogen.seeding import (
@@ -367,7 +367,9 @@ INT_ONLY_CASES: dict[str, Callable[[int], Any]] = {
     "pyrogen.metrics.digits_features": lambda seed: digits_features(seed=seed + 4),
     # seed=None initialises from torch's global RNG directly, as torch.nn layers do.
     "pyrogen.rbm.model.RBM": lambda seed: RBM(5, 3, seed=seed).weight,
-    "pyrogen.random.LinearCongruential": lambda seed: LinearCongruential(seed=seed).state,
+    "pyrogen.first_principles.generators.LinearCongruential": lambda seed: (
+        LinearCongruential(seed=seed).state
+    ),
     "pyrogen.tour.mcmc_stage.gaussian_rbm": lambda seed: gaussian_rbm(seed, torch.device("cpu")),
     "pyrogen.metrics.mnist_features": lambda seed: _mnist_features(seed, frechet=False),
     "pyrogen.metrics.frechet_features": lambda seed: _mnist_features(seed, frechet=True),

@@ -27,7 +27,8 @@
 #    exactly, through their transition matrices, and by simulation, with the total variation
 #    distance to the target falling as the chains run longer.
 #
-# Everything here uses `pyrogen.random`, whose functions are small enough to read alongside.
+# Everything here uses `pyrogen.first_principles` (`generators` for the random numbers,
+# `markov_chains` for the finite chains), whose functions are small enough to read alongside.
 # Under the environment variable `CI` the sizes shrink so that the notebook runs in seconds;
 # the closing assertions hold in both modes.
 
@@ -48,7 +49,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from pyrogen.random import (
+from pyrogen.first_principles import (
     LinearCongruential,
     box_muller,
     detailed_balance_violation,

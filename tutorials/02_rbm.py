@@ -61,8 +61,8 @@ from sklearn.linear_model import LogisticRegression
 
 from pyrogen import diagnostics
 from pyrogen.data import load_digits
+from pyrogen.first_principles import stationary_distribution
 from pyrogen.infer import BlockGibbs, DiscreteGibbs, sample
-from pyrogen.random import stationary_distribution
 from pyrogen.rbm import RBM, ais, binary_states, fit, log_likelihood_bounds
 
 PROGRESS = not SMOKE_TEST
@@ -687,7 +687,7 @@ print(
 # updating and draw every unit of a layer *simultaneously* from its single-unit conditional
 # given the current state, exactly what block Gibbs does for an RBM. On 128 states we can
 # write down that chain's transition matrix and find its stationary distribution with
-# `pyrogen.random.stationary_distribution` (tutorial 1):
+# `pyrogen.first_principles.stationary_distribution` (tutorial 1):
 
 
 # %%

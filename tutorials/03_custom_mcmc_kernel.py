@@ -61,6 +61,7 @@ from pyro.infer import MCMC
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from pyrogen import diagnostics
+from pyrogen.first_principles import detailed_balance_violation, stationary_distribution
 from pyrogen.infer import (
     DiscreteGibbs,
     GibbsWithGradients,
@@ -72,7 +73,6 @@ from pyrogen.infer import (
 from pyrogen.infer.chain_kernel import ChainKernel
 from pyrogen.infer.locally_balanced import BALANCING, proposal_log_probs
 from pyrogen.infer.proposal import accept_prob, log_accept_ratio
-from pyrogen.random import detailed_balance_violation, stationary_distribution
 
 WARMUP, DRAWS = (100, 1_000) if SMOKE_TEST else (500, 10_000)  # per chain, in pyro MCMC
 NUM_CHAINS = 2

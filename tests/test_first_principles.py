@@ -1,4 +1,4 @@
-"""pyrogen.random: exact identities first, then goodness-of-fit tests at fixed seeds.
+"""pyrogen.first_principles: exact identities first, then goodness-of-fit tests at fixed seeds.
 
 Each statistical test uses a fixed seed and a level of 1e-3 (or a 5-sigma bound), so with
 the dozen such checks here a correct implementation at a fresh seed would fail about 1% of
@@ -13,7 +13,7 @@ import pytest
 import scipy.stats
 import torch
 
-from pyrogen.random import (
+from pyrogen.first_principles import (
     LinearCongruential,
     box_muller,
     detailed_balance_violation,
