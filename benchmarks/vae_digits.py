@@ -29,6 +29,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from pyrogen.vae import (
     inpaint,
     marginal_impute,
 )
+from pyrogen.vae.functional import encode, pixel_log_likelihood
 from pyrogen.vae.training import make_adam
 
 Z_DIM, HIDDEN, BATCH, LR = 8, 256, 128, 1e-3
@@ -167,7 +169,7 @@ def train_bare_torch(train: torch.Tensor, epochs: int, seed: int) -> list[float]
         total = torch.zeros(())
         for index in torch.randperm(train.shape[0]).split(BATCH):
             x = train[index]
-            loc, scale = vae._encode(x)
+            loc, scale = encode(vae, x)
             z = loc + scale * torch.randn_like(loc)
             rec = F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="sum")
             kl = 0.5 * (loc**2 + scale**2 - 1 - 2 * torch.log(scale)).sum()
@@ -205,7 +207,7 @@ def evaluate_elbo_and_iwae(
 
 
 def _pyrogen_maps(vae: VAE) -> tuple[Any, Any]:
-    return vae._encode, lambda x, z: vae._pixel_log_likelihood(x, z).sum(-1)
+    return partial(encode, vae), lambda x, z: pixel_log_likelihood(vae, x, z).sum(-1)
 
 
 # --------------------------------------------------------------------------- parts

@@ -8,6 +8,7 @@ from pyro.ops.stats import split_gelman_rubin
 
 from pyrogen.data import load_digits
 from pyrogen.vae import VAE, fit, hidden_log_likelihood, inpaint, marginal_impute
+from pyrogen.vae.functional import encode
 from pyrogen.vae.inpaint import _gibbs_step, _init_state
 
 NUM_IMAGES = 4
@@ -87,7 +88,7 @@ def test_mwg_acceptance_probability_is_the_metropolis_hastings_ratio(digits_vae)
     with torch.no_grad():
         state = _init_state(vae, x, mask, 3, torch.Generator().manual_seed(0))
         new, accept = _gibbs_step(vae, state, x, mask, torch.Generator().manual_seed(1), True)
-        loc, scale = vae._encode(state.x)
+        loc, scale = encode(vae, state.x)
         noise = torch.randn(loc.shape, generator=torch.Generator().manual_seed(1))
         proposal = loc + scale * noise
         normal = torch.distributions.Normal

@@ -165,7 +165,7 @@ def test_fit_keyboard_interrupt_returns_partial_history(monkeypatch):
     monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
     h = fit(vae, x, epochs=10, batch_size=10, seed=0, progress=False)
     assert h.interrupted and len(h) == 3
-    assert vae._register_params  # the registration switch is restored
+    assert vae.register_params  # the registration switch is restored
 
 
 @pytest.mark.parametrize("config", CONFIGS)

@@ -13,6 +13,7 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
 
 from pyrogen.data import load_digits
 from pyrogen.vae import SSVAE, fit_classifier, fit_semisupervised
+from pyrogen.vae.functional import class_logits, decode_logits
 from pyrogen.vae.ssvae import DEFAULT_ALPHA_PER_EXAMPLE, DEFAULT_LR
 
 
@@ -49,13 +50,13 @@ def test_enumerated_elbo_equals_closed_form_when_q_z_is_the_prior():
         log_px = torch.stack(
             [
                 -F.binary_cross_entropy_with_logits(
-                    ssvae._decode_logits(zeros, labels[k].expand(x.shape[0])), x, reduction="none"
+                    decode_logits(ssvae, zeros, labels[k].expand(x.shape[0])), x, reduction="none"
                 ).sum(-1)
                 for k in range(K)
             ]
         )
         labelled = log_px.gather(0, y.unsqueeze(0)).squeeze(0) - math.log(K)
-        q = torch.softmax(ssvae._class_logits(x), -1).T  # (K, n)
+        q = torch.softmax(class_logits(ssvae, x), -1).T  # (K, n)
         unlabelled = (q * (log_px - math.log(K))).sum(0) - (q * q.log()).sum(0)
         got_l = -Trace_ELBO().loss(ssvae.model, ssvae.guide, x, y)
         got_u = -elbo.loss(ssvae.model, ssvae.guide, x)

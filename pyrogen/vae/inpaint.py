@@ -50,7 +50,6 @@ import warnings
 from typing import Any, Literal, NamedTuple
 
 import pyro
-import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC, NUTS
 
@@ -64,7 +63,17 @@ from pyrogen._validation import (
 )
 from pyrogen.convergence import Reliability, check_convergence
 from pyrogen.diagnostics import to_inference_data
+from pyrogen.networks import frozen
 from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
+from pyrogen.vae.functional import (
+    encode,
+    log_prior,
+    mean_output,
+    pixel_distribution,
+    pixel_log_prob,
+    prior,
+    sample_output,
+)
 from pyrogen.vae.model import VAE
 
 __all__ = ["InpaintResult", "inpaint", "marginal_impute", "hidden_log_likelihood"]
@@ -169,7 +178,7 @@ def _init_state(
     ``part``: this rank's block of the chains (``num_chains`` is then its size).
     """
     completed = x.expand(num_chains, *x.shape)
-    loc, scale = vae._encode(completed)
+    loc, scale = encode(vae, completed)
 
     def standard_normal(t: torch.Tensor) -> torch.Tensor:
         return torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)
@@ -192,7 +201,7 @@ def _gibbs_step(
     Returns the new state and the acceptance probability, shape ``(num_chains, n)``.
     ``part``: this rank's block of the chains, whose noise is drawn as in one process.
     """
-    loc, scale = vae._encode(state.x)
+    loc, scale = encode(vae, state.x)
 
     def standard_normal(t: torch.Tensor) -> torch.Tensor:
         return torch.randn(t.shape, generator=generator, dtype=loc.dtype, device=loc.device)
@@ -203,10 +212,10 @@ def _gibbs_step(
     proposal = loc + scale * _draw(standard_normal, loc, part)
     proposal_out = vae.decoder(proposal)
     if metropolis:
-        log_target_new = vae._pixel_log_prob(state.x, proposal_out).sum(-1) + vae._log_prior(
-            proposal
+        log_target_new = pixel_log_prob(vae, state.x, proposal_out).sum(-1) + log_prior(
+            vae, proposal
         )
-        log_target_old = vae._pixel_log_prob(state.x, state.out).sum(-1) + vae._log_prior(state.z)
+        log_target_old = pixel_log_prob(vae, state.x, state.out).sum(-1) + log_prior(vae, state.z)
         log_ratio = (
             log_target_new
             - _normal_log_density(proposal, loc, scale)
@@ -220,7 +229,7 @@ def _gibbs_step(
     else:
         z, out = proposal, proposal_out
         accept_prob = torch.ones(loc.shape[:-1], dtype=loc.dtype, device=loc.device)
-    hidden = _draw(lambda o: vae._sample_output(o, generator), out, part)
+    hidden = _draw(lambda o: sample_output(vae, o, generator), out, part)
     completed = torch.where(mask, x, hidden)
     return _ChainState(z, completed, out), accept_prob
 
@@ -250,7 +259,7 @@ def _run_gibbs(
         state, accept_prob = _gibbs_step(vae, state, x, mask, generator, metropolis, part)
         if step >= warmup_steps:
             draws.append(state.z)
-            mean_sum += vae._mean_output(state.out).sum(0)
+            mean_sum += mean_output(vae, state.out).sum(0)
             accept_sum += accept_prob.mean() * share
     samples = torch.stack(draws, dim=1)
     return samples, mean_sum, accept_sum, 0
@@ -280,15 +289,15 @@ def _run_tempered(
     observed = mask.repeat(num_chains, 1)
 
     def log_likelihood(z: torch.Tensor) -> torch.Tensor:
-        pixels = vae._pixel_log_prob(targets, vae.decoder(z))
+        pixels = pixel_log_prob(vae, targets, vae.decoder(z))
         return torch.where(observed, pixels, torch.zeros((), dtype=pixels.dtype)).sum(-1)
 
-    frozen = [p for p in vae.parameters() if p.requires_grad]
-    for p in frozen:  # gradients with respect to z only
-        p.requires_grad_(False)
-    try:
+    def log_density(z: torch.Tensor) -> torch.Tensor:
+        return log_prior(vae, z)
+
+    with frozen(vae):  # gradients with respect to z only
         out = replica_exchange_mala(
-            vae._log_prior,
+            log_density,
             log_likelihood,
             start,
             num_samples=num_samples,
@@ -296,14 +305,11 @@ def _run_tempered(
             betas=num_replicas,
             generator=generator,
         )
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     samples = out.samples.reshape(num_samples, num_chains, n, -1).transpose(0, 1)
     mean_sum = torch.zeros_like(x)
     with torch.no_grad():
         for block in out.samples.reshape(-1, num_chains * n, out.samples.shape[-1]).split(64):
-            means = vae._mean_output(vae.decoder(block))  # (draws, C * n, x_dim)
+            means = mean_output(vae, vae.decoder(block))  # (draws, C * n, x_dim)
             mean_sum += means.reshape(-1, num_chains, n, x.shape[-1]).sum((0, 1))
     accept_sum = out.accept_rate.mean() * num_samples
     stats = {
@@ -317,13 +323,8 @@ def _run_tempered(
 def _masked_model(vae: VAE, x: torch.Tensor, mask: torch.Tensor) -> None:
     """Pyro model of p(z, x_o): the decoder likelihood masked to the observed pixels."""
     with pyro.plate("images", x.shape[0]):
-        prior = dist.Normal(vae._zero, vae._one).expand([vae.z_dim]).to_event(1)
-        z = pyro.sample("z", prior)
-        out = vae.decoder(z)
-        if vae.is_bernoulli:
-            pixels = dist.Bernoulli(logits=out, validate_args=False)
-        else:
-            pixels = dist.Normal(out, vae._noise_scale(), validate_args=False)
+        z = pyro.sample("z", prior(vae))
+        pixels = pixel_distribution(vae, vae.decoder(z))
         pyro.sample("x", pixels.mask(mask).to_event(1), obs=x)
 
 
@@ -350,10 +351,7 @@ def _run_nuts(
     chains = range(num_chains) if part is None else range(part.start, part.stop)
     draws, accept, divergences = [], [], 0
     # Gradients are needed for z only: freezing the weights spares their backward pass.
-    frozen = [p for p in vae.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
+    with frozen(vae):
         for chain in chains:
             with forked_global_rng(seeds[chain], vae.device), pyro.validation_enabled(False):
                 kernel = NUTS(lambda: _masked_model(vae, x, mask), adapt_step_size=True)
@@ -370,15 +368,12 @@ def _run_nuts(
             rate = diagnostics.get("acceptance rate", {}).get("chain 0", math.nan)
             accept.append(float(rate))
             divergences += len(diagnostics.get("divergences", {}).get("chain 0", []))
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     samples = torch.stack(draws)
     with torch.no_grad():
         mean_sum = torch.zeros_like(x)
         for chain_draws in samples:
             for block in chain_draws.split(64):
-                mean_sum += vae._mean_output(vae.decoder(block)).sum(0)
+                mean_sum += mean_output(vae, vae.decoder(block)).sum(0)
     return samples, mean_sum, torch.tensor(sum(accept), dtype=torch.float64), divergences
 
 

@@ -22,6 +22,7 @@ import torch
 
 from pyrogen._validation import check_positive_int
 from pyrogen.seeding import make_generator
+from pyrogen.vae.functional import encode, log_prior, pixel_log_likelihood
 from pyrogen.vae.model import VAE
 
 __all__ = ["log_likelihood", "elbo"]
@@ -47,15 +48,15 @@ def _log_weights(
     vae: VAE, x: torch.Tensor, num_samples: int, generator: torch.Generator | None
 ) -> torch.Tensor:
     """log p(x, z_k) - log q(z_k | x) for z_k ~ q(z | x); shape ``(num_samples, n)``."""
-    loc, scale = vae._encode(x)
+    loc, scale = encode(vae, x)
     eps = torch.randn(
         (num_samples, *loc.shape), generator=generator, dtype=loc.dtype, device=loc.device
     )
     z = loc + scale * eps
     # log q(z|x) from the standardised draw: -eps^2/2 - log scale - log(2 pi)/2 per unit.
     log_q = (-0.5 * eps**2 - torch.log(scale)).sum(-1) - 0.5 * vae.z_dim * math.log(2 * math.pi)
-    log_px = vae._pixel_log_likelihood(x, z).sum(-1)
-    return log_px + vae._log_prior(z) - log_q
+    log_px = pixel_log_likelihood(vae, x, z).sum(-1)
+    return log_px + log_prior(vae, z) - log_q
 
 
 def _chunks(n: int, num_samples: int, batch_size: int | None) -> tuple[int, int]:
@@ -134,7 +135,7 @@ def elbo(
     batch_size, per_chunk = _chunks(x.shape[0], num_samples, batch_size)
     out = []
     for batch in x.split(batch_size):
-        loc, scale = vae._encode(batch)
+        loc, scale = encode(vae, batch)
         kl = 0.5 * (loc**2 + scale**2 - 1.0 - 2.0 * torch.log(scale)).sum(-1)
         expected = torch.zeros(batch.shape[0], dtype=x.dtype, device=x.device)
         done = 0
@@ -143,7 +144,7 @@ def elbo(
             eps = torch.randn(
                 (k, *loc.shape), generator=generator, dtype=loc.dtype, device=loc.device
             )
-            expected += vae._pixel_log_likelihood(batch, loc + scale * eps).sum(-1).sum(0)
+            expected += pixel_log_likelihood(vae, batch, loc + scale * eps).sum(-1).sum(0)
             done += k
         out.append(expected / num_samples - kl)
     return torch.cat(out)

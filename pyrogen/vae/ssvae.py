@@ -47,13 +47,12 @@ from pyrogen._validation import (
 )
 from pyrogen.history import History
 from pyrogen.io import load_state, save_module
+from pyrogen.networks import MLP, check_hidden
 from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
-from pyrogen.vae._networks import check_hidden, mlp
+from pyrogen.vae import functional
 from pyrogen.vae.training import make_adam, unregistered
 
 __all__ = ["SSVAE", "fit_semisupervised", "fit_classifier"]
-
-_MIN_SCALE = 1e-5  # as in model.py: keeps log q(z|x, y) finite
 
 #: Default :math:`\alpha` of :func:`fit_semisupervised` per training example: ``alpha = 1.0 * N``.
 #: The paper's :math:`0.1 N` weights the labelled *mean* of the cross-entropy; here it weighs
@@ -66,17 +65,6 @@ DEFAULT_ALPHA_PER_EXAMPLE = 1.0
 #: Default Adam step size of :func:`fit_semisupervised`. Measured as above (alpha 1.0 N,
 #: 20 labels, 50 epochs): seed 1, lr 1e-3 0.689, 3e-3 0.817; seed 2, 3e-3 0.794, 1e-2 0.767.
 DEFAULT_LR = 3e-3
-
-
-def _with_onehot(a: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Concatenate ``a`` (..., d) with one_hot(y) (...,), broadcasting the batch dims.
-
-    Under enumeration ``y`` has shape ``(K, 1)`` and ``a`` ``(B, d)``: the result is
-    ``(K, B, d + K)``.
-    """
-    onehot = F.one_hot(y, num_classes).to(a.dtype)
-    batch = torch.broadcast_shapes(a.shape[:-1], onehot.shape[:-1])
-    return torch.cat([a.expand(*batch, a.shape[-1]), onehot.expand(*batch, num_classes)], dim=-1)
 
 
 class SSVAE(nn.Module):
@@ -114,14 +102,15 @@ class SSVAE(nn.Module):
         self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
         self.hidden = check_hidden(hidden)
         kw = {"dtype": dtype, "device": device}
-        self.classifier = mlp([self.x_dim, *self.hidden, self.num_classes], **kw)
-        self.encoder = mlp([self.x_dim + self.num_classes, *self.hidden, 2 * self.z_dim], **kw)
-        self.decoder = mlp(
-            [self.z_dim + self.num_classes, *reversed(self.hidden), self.x_dim], **kw
+        # ReLU MLPs, as in the VAE (see its constructor).
+        self.classifier = MLP(self.x_dim, self.num_classes, self.hidden, **kw)
+        self.encoder = MLP(self.x_dim + self.num_classes, 2 * self.z_dim, self.hidden, **kw)
+        self.decoder = MLP(
+            self.z_dim + self.num_classes, self.x_dim, tuple(reversed(self.hidden)), **kw
         )
         self.register_buffer("_zero", torch.zeros((), **kw), persistent=False)
         self.register_buffer("_one", torch.ones((), **kw), persistent=False)
-        self._register_params = True
+        self.register_params = True
 
     @property
     def device(self) -> torch.device:
@@ -164,26 +153,16 @@ class SSVAE(nn.Module):
             raise ValueError(f"{name} must lie in [0, {self.num_classes}), got a value outside")
         return y
 
-    # ---------------------------------------------------------------- networks
-    def _class_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x)
-
-    def _encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loc, raw = self.encoder(_with_onehot(x, y, self.num_classes)).chunk(2, dim=-1)
-        return loc, F.softplus(raw) + _MIN_SCALE
-
-    def _decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.decoder(_with_onehot(z, y, self.num_classes))
-
+    # ---------------------------------------------------------------- classifier
     @torch.no_grad()
     def class_probs(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`q_\\phi(y | x)`, shape ``(n, num_classes)``."""
-        return torch.softmax(self._class_logits(self.check_data(x)), dim=-1)
+        return torch.softmax(functional.class_logits(self, self.check_data(x)), dim=-1)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Most probable class under the classifier :math:`q_\\phi(y|x)`; int64 ``(n,)``."""
-        return self._class_logits(self.check_data(x)).argmax(-1)
+        return functional.class_logits(self, self.check_data(x)).argmax(-1)
 
     # ---------------------------------------------------------------- Pyro pair
     def model(
@@ -197,7 +176,7 @@ class SSVAE(nn.Module):
 
         ``subsample`` indexes a minibatch of ``x`` (and ``y``), scaling by ``N / B``.
         """
-        if self._register_params:
+        if self.register_params:
             pyro.module("ssvae", self)
         if is_validation_enabled():
             self.check_data(x)
@@ -211,7 +190,7 @@ class SSVAE(nn.Module):
             z = pyro.sample("z", prior_z)
             prior_y = dist.Categorical(logits=self._zero.expand(self.num_classes))
             y = pyro.sample("y", prior_y, obs=y)
-            logits = self._decode_logits(z, y)
+            logits = functional.decode_logits(self, z, y)
             return pyro.sample(
                 "x", dist.Bernoulli(logits=logits, validate_args=False).to_event(1), obs=x
             )
@@ -225,15 +204,15 @@ class SSVAE(nn.Module):
         subsample: torch.Tensor | None = None,
     ) -> None:
         """Pyro guide: ``"y" ~ q(y|x)`` (enumerated in parallel) unless observed; ``"z"``."""
-        if self._register_params:
+        if self.register_params:
             pyro.module("ssvae", self)
         with pyro.plate("data", x.shape[0], subsample=subsample, device=self.device) as index:
             if subsample is not None:
                 x = x[index]
                 y = None if y is None else y[index]
             if y is None:
-                y = pyro.sample("y", dist.Categorical(logits=self._class_logits(x)))
-            loc, scale = self._encode(x, y)
+                y = pyro.sample("y", dist.Categorical(logits=functional.class_logits(self, x)))
+            loc, scale = functional.encode(self, x, y)
             pyro.sample("z", dist.Normal(loc, scale, validate_args=False).to_event(1))
 
     # ---------------------------------------------------------------- persistence
@@ -297,7 +276,7 @@ class _StepLoss(nn.Module):
         labelled = self._loss(handler_l, self.labelled_elbo, self.x_l, self.y_l, subsample=index_l)
         cross_entropy = None
         if self.alpha > 0:
-            logits = ssvae._class_logits(self.x_l[index_l])
+            logits = functional.class_logits(ssvae, self.x_l[index_l])
             cross_entropy = F.cross_entropy(logits, self.y_l[index_l], reduction="sum")
             cross_entropy = self.alpha * cross_entropy * (n_l / index_l.numel())
         if self.sharded:
@@ -420,7 +399,8 @@ def fit_semisupervised(
                 wall += time.perf_counter() - tic
                 ssvae.eval()
                 with torch.no_grad():
-                    accuracy = (ssvae._class_logits(x_l).argmax(-1) == y_l).double().mean()
+                    predicted = functional.class_logits(ssvae, x_l).argmax(-1)
+                    accuracy = (predicted == y_l).double().mean()
                     record = {
                         "loss": float(total) / n_total,
                         "accuracy": float(accuracy),
@@ -428,7 +408,7 @@ def fit_semisupervised(
                         "wall_time": wall,
                     }
                     if validation is not None:
-                        correct = ssvae._class_logits(x_v).argmax(-1) == y_v
+                        correct = functional.class_logits(ssvae, x_v).argmax(-1) == y_v
                         record["validation_accuracy"] = float(correct.double().mean())
                 history.record(**record)
                 if progress:
@@ -468,7 +448,7 @@ def fit_classifier(
     weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
     # The initialisation draws from the global generator: run it on a seeded fork.
     with forked_global_rng(seed, x.device):
-        net = mlp([x.shape[1], *check_hidden(hidden), num_classes], dtype=x.dtype, device=x.device)
+        net = MLP(x.shape[1], num_classes, check_hidden(hidden), dtype=x.dtype, device=x.device)
         optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
         for _ in range(epochs):
             loss = F.cross_entropy(net(x), y)

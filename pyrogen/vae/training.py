@@ -79,12 +79,12 @@ seeded = forked_global_rng
 @contextlib.contextmanager
 def unregistered(module: torch.nn.Module) -> Iterator[None]:
     """Switch off the per-call ``pyro.module`` registration of ``module`` inside the block."""
-    old = module._register_params
-    module._register_params = False
+    old = module.register_params
+    module.register_params = False
     try:
         yield
     finally:
-        module._register_params = old
+        module.register_params = old
 
 
 def _check_dataset(vae: VAE, x: object, name: str) -> torch.Tensor:
