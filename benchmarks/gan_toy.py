@@ -8,7 +8,7 @@ gradient penalty of Mescheder et al. 2018), calibrate the discriminator against 
 generator (``fit(..., train_generator=False)``, 2,000 steps at the full learning rate and
 without R1, so that its logit approaches log(p_data / p_g), the quantity every corrector
 relies on), then score 2,500 samples (PacGAN's protocol) of each contender with
-``pyrogen.datasets.mode_metrics``. All contenders of a seed use the same trained GAN:
+``pyrogen.data.toy.mode_metrics``. All contenders of a seed use the same trained GAN:
 
 * plain: ``x = G(z)``, ``z ~ N(0, I)`` (the anchor, measured in the same run);
 * DDLS: ``x = G(z)`` with ``z`` the final state of 2,500 MALA chains started from the prior
@@ -56,7 +56,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, format_table, write_json
 
-from pyrogen.datasets import grid, mode_metrics, ring
+from pyrogen.data.toy import grid, mode_metrics, ring
 from pyrogen.gan import (
     GAN,
     ImplicitModel,

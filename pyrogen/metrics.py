@@ -505,7 +505,7 @@ def class_coverage(
               = \log C - H(\hat q),
 
     the KL divergence to the uniform class distribution (the mode KL of PacGAN, Lin et al.
-    2018, and of :func:`pyrogen.datasets.mode_metrics`), with :math:`0 \log 0 = 0`. It
+    2018, and of :func:`pyrogen.data.toy.mode_metrics`), with :math:`0 \log 0 = 0`. It
     measures coverage of balanced data such as MNIST (about 10% per digit); a mode-collapsed
     generator gives a large ``max_share``, missing classes, and a KL towards :math:`\log C`.
     The classifier's own errors put a floor under it: score real test images the same way.

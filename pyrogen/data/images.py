@@ -1,4 +1,4 @@
-"""Data: the bundled 8x8 digits, 5,000 real MNIST digits, and loaders for MNIST files.
+"""Real image data: the bundled 8x8 digits, 5,000 real MNIST digits, loaders for MNIST files.
 
 The default data set is scikit-learn's copy of the UCI optical digits (1,797 real 8x8 images,
 16 grey levels), which ships inside the scikit-learn wheel, so nothing is downloaded.
@@ -10,6 +10,11 @@ the files yourself: :func:`load_idx` reads the original IDX format (plain or gzi
 Binarisation convention: a pixel becomes 1 where its value scaled to [0, 1] is
 ``> threshold``. For 0..255 pixels the default thresholds (1/2, and 127/255 for
 :func:`load_mnist5k`) both mean ``pixel > 127``, the usual cut for binarised MNIST.
+
+Splits: :func:`load_digits` holds out a seeded random share, :func:`load_mnist5k` a
+class-stratified one (:func:`stratified_split`); :class:`ImageSplit` carries a split with its
+labels and image shape to the CLI and the tour. Synthetic toy data (2-D Gaussian mixtures)
+lives apart, in :mod:`pyrogen.data.toy`.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "ImageSplit",
     "MNIST_SHAPE",
     "MNIST_THRESHOLD",
+    "stratified_split",
 ]
 
 #: Height and width of one digits image.
@@ -187,7 +193,7 @@ def _read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8), labels
 
 
-def _stratified_split(
+def stratified_split(
     labels: np.ndarray, num_test: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(train_idx, test_idx)``: ``num_test`` indices held out with the class proportions.
@@ -198,7 +204,33 @@ def _stratified_split(
     held out. Both index arrays are then shuffled again: in the first permutation's order
     the training set would start with the classes whose test places filled first, and
     ``train[:k]`` should be a random subset.
+
+    Args:
+        labels: integer class labels, shape ``(n,)``.
+        num_test: number of indices held out, ``0 <= num_test <= n``.
+        rng: the NumPy generator that draws the permutations.
+
+    Returns:
+        ``(train_idx, test_idx)``, int64 arrays of shapes ``(n - num_test,)`` and
+        ``(num_test,)`` that together hold ``0 .. n - 1`` once each.
+
+    Example:
+        >>> labels = np.array([0] * 6 + [1] * 4)
+        >>> train, test = stratified_split(labels, 5, np.random.default_rng(0))
+        >>> len(train), np.bincount(labels[test]).tolist()
+        (5, [3, 2])
     """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a 1-D integer array, got {labels.dtype} of shape {labels.shape}"
+        )
+    if isinstance(num_test, bool) or not isinstance(num_test, (int, np.integer)):
+        raise TypeError(f"num_test must be an int, got {type(num_test).__name__}")
+    if not 0 <= num_test <= len(labels):
+        raise ValueError(f"num_test must lie in [0, {len(labels)}], got {num_test}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     classes, counts = np.unique(labels, return_counts=True)
     exact = num_test * counts / len(labels)
     quota = np.floor(exact).astype(np.int64)
@@ -275,7 +307,7 @@ def load_mnist5k(
         )
     images = _scale_pixels(pixels, binarize, float(threshold))
     rng = np.random.default_rng(resolve_seed(seed))
-    train_idx, test_idx = _stratified_split(labels, test_size, rng)
+    train_idx, test_idx = stratified_split(labels, test_size, rng)
     x = torch.as_tensor(images, dtype=dtype)
     y = torch.as_tensor(labels)
     if return_labels:
