@@ -27,7 +27,7 @@
 # 4. the kernel inside `pyro.infer.MCMC`, a log of the driver's calls, and a total
 #    variation test whose tolerance comes from $P$'s spectral gap;
 # 5. how pyrogen structures a kernel: a pure batched step function and a thin adapter
-#    (`pyrogen.infer.chain_kernel.ChainKernel`), which gives Pyro's one-chain kernel and
+#    (`pyrogen.infer.base.ChainKernel`), which gives Pyro's one-chain kernel and
 #    thousands of vectorised chains from the same 30 lines;
 # 6. `pyrogen.diagnostics` (`to_inference_data`, `summarize`, `total_variation`) on all of it.
 #
@@ -70,7 +70,7 @@ from pyrogen.infer import (
     VectorizedKernel,
     sample,
 )
-from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.locally_balanced import BALANCING, proposal_log_probs
 from pyrogen.infer.proposal import accept_prob, log_accept_ratio
 
@@ -480,7 +480,7 @@ print("arviz.from_pyro without 'divergences':", divergence_trap)
 #   `step(state, generator) -> (state, info)`, with `state` a `NamedTuple` holding only what
 #   the next step needs and `info` the per-step statistics (at least `accept_prob`, shape
 #   `(chains,)`);
-# * a **thin adapter**, `pyrogen.infer.chain_kernel.ChainKernel`, that runs the step with
+# * a **thin adapter**, `pyrogen.infer.base.ChainKernel`, that runs the step with
 #   one chain under `pyro.infer.MCMC` and handles every trap of section 1 once: it counts
 #   warmup steps itself, sets `transforms`, rebuilds its state in `setup` and forgets initial
 #   values in `cleanup`, returns strings from `logging()` and an empty `"divergences"` list

@@ -8,7 +8,7 @@ Both layers of an RBM are conditionally factorised, so one sweep draws every uni
 with :math:`P(v_i = 1 \mid h) = \sigma(b_i + a_i + (W h)_i)` for Bernoulli units and
 :math:`v \mid h \sim \mathcal N(b + \sigma W h, \sigma^2 I)` for Gaussian units. The chain on
 :math:`(v, h)` leaves :math:`P(v, h) \propto e^{-E(v, h)}` invariant; the chain on :math:`v`
-alone (``model="marginal"``, :math:`h` an auxiliary variable) is reversible with respect to
+alone (``target="marginal"``, :math:`h` an auxiliary variable) is reversible with respect to
 :math:`P(v) \propto e^{-F(v)}`.
 
 **Tempering.** At inverse temperature :math:`\beta` the whole Boltzmann density is tempered,
@@ -17,7 +17,9 @@ prior): the conditionals stay factorised, with logits :math:`\beta (c + \tilde v
 and :math:`\beta (b + a + W h)`, and for Gaussian units
 :math:`v \mid h \sim \mathcal N(b + \sigma W h, \sigma^2 / \beta)`. One :math:`\beta` per
 chain (``beta`` of :func:`block_gibbs_step`, :attr:`BlockGibbs.beta`) is what
-:class:`~pyrogen.infer.ReplicaExchange` runs.
+:class:`~pyrogen.infer.ReplicaExchange` runs. The sweep itself, tempered or not, is
+:func:`pyrogen.rbm.functional.gibbs_sweep` (without a base distribution); this module adds
+the evidence, the transition density and the Pyro kernel.
 
 **Evidence.** Gibbs stays exact for evidence that factorises over visible units. For
 Bernoulli units this is any per-unit likelihood :math:`p(y_i \mid v_i)`: it multiplies the
@@ -32,6 +34,7 @@ hidden units, non-factorised likelihoods, Gaussian visible units) is not accepte
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal, NamedTuple
 
 import pyro
@@ -40,6 +43,8 @@ import torch.nn.functional as F
 
 from pyrogen._validation import check_choice, check_positive_int, check_tensor
 from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.rbm import functional
+from pyrogen.rbm.functional import Conditionals, conditionals
 from pyrogen.rbm.model import RBM
 
 __all__ = [
@@ -62,53 +67,19 @@ class BlockGibbsState(NamedTuple):
     hidden: torch.Tensor
 
 
-class Conditionals(NamedTuple):
-    """What one sweep reads from an RBM, detached once instead of at every step.
-
-    ``weight`` ``(n_visible, n_hidden)`` and ``weight_t`` (its transpose, a view) share the
-    RBM's storage, as does ``hidden_bias``; ``visible_bias`` includes the evidence log-odds
-    (a new tensor only when there is evidence). ``scale`` is sigma for Gaussian units, else 1.
-    """
-
-    weight: torch.Tensor
-    weight_t: torch.Tensor
-    hidden_bias: torch.Tensor
-    visible_bias: torch.Tensor
-    scale: float
-    gaussian: bool
-
-
-def conditionals(rbm: RBM, visible_log_odds: torch.Tensor | None = None) -> Conditionals:
-    """The :class:`Conditionals` of ``rbm`` (with optional evidence on the visible units)."""
-    weight = rbm.weight.detach()
-    b = rbm.visible_bias.detach()
-    if visible_log_odds is not None:
-        b = b + visible_log_odds
-    gaussian = rbm.visible == "gaussian"
-    scale = float(rbm.sigma) if gaussian else 1.0
-    return Conditionals(weight, weight.T, rbm.hidden_bias.detach(), b, scale, gaussian)
-
-
 def hidden_logits(rbm: RBM, visible: torch.Tensor) -> torch.Tensor:
-    r"""Logits of :math:`P(h_j = 1 | v)`: :math:`c + (v / \sigma) W`, shape ``(C, n_hidden)``."""
-    return _hidden_logits(conditionals(rbm), visible)
+    r"""Logits of :math:`P(h_j = 1 | v)`: :math:`c + (v / \sigma) W`, shape ``(C, n_hidden)``
+    (detached; :func:`pyrogen.rbm.functional.hidden_logits`)."""
+    return functional.hidden_logits(conditionals(rbm), visible)
 
 
 def visible_statistic(
     rbm: RBM, hidden: torch.Tensor, visible_log_odds: torch.Tensor | None = None
 ) -> torch.Tensor:
     r"""Logits of :math:`P(v_i = 1 | h)` (Bernoulli; plus the evidence log-odds) or the mean
-    :math:`b + \sigma W h` of :math:`v | h` (Gaussian); shape ``(C, n_visible)``."""
-    return _visible_statistic(conditionals(rbm, visible_log_odds), hidden)
-
-
-def _hidden_logits(c: Conditionals, visible: torch.Tensor) -> torch.Tensor:
-    # alpha = 1 / sigma folds the scaling into the matmul (no extra tensor per step).
-    return torch.addmm(c.hidden_bias, visible, c.weight, alpha=1.0 / c.scale)
-
-
-def _visible_statistic(c: Conditionals, hidden: torch.Tensor) -> torch.Tensor:
-    return torch.addmm(c.visible_bias, hidden, c.weight_t, alpha=c.scale)
+    :math:`b + \sigma W h` of :math:`v | h` (Gaussian); shape ``(C, n_visible)`` (detached;
+    :func:`pyrogen.rbm.functional.visible_statistic`)."""
+    return functional.visible_statistic(conditionals(rbm, visible_log_odds), hidden)
 
 
 def joint_log_density(c: Conditionals, state: BlockGibbsState) -> torch.Tensor:
@@ -137,7 +108,8 @@ def block_gibbs_step(
     """One sweep ``h ~ P(h | v)``, ``v ~ P(v | h)`` for every chain (pure: no autograd).
 
     ``beta`` ``(C,)``: each chain's inverse temperature (see the module docstring); ``None``
-    is 1, the RBM itself.
+    is 1, the RBM itself. The sweep is :func:`pyrogen.rbm.functional.gibbs_sweep` (without
+    a base); the old ``hidden`` does not enter.
 
     ``rbm`` may be given as its :func:`conditionals` (with the evidence already folded in,
     so ``visible_log_odds`` must then be None): a kernel builds them once per run, since at a
@@ -150,31 +122,7 @@ def block_gibbs_step(
         c = rbm
     else:
         c = conditionals(rbm, visible_log_odds)
-    # The parameters are detached, so no graph is recorded whatever the grad mode.
-    if beta is not None:
-        return _tempered_step(c, state, generator, beta.unsqueeze(-1))
-    h = torch.bernoulli(_hidden_logits(c, state.visible).sigmoid_(), generator=generator)
-    stat = _visible_statistic(c, h)
-    if c.gaussian:
-        noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
-        v = stat.add_(noise, alpha=c.scale)
-    else:
-        v = torch.bernoulli(stat.sigmoid_(), generator=generator)
-    return BlockGibbsState(v, h)
-
-
-def _tempered_step(
-    c: Conditionals, state: BlockGibbsState, generator: torch.Generator, beta: torch.Tensor
-) -> BlockGibbsState:
-    """:func:`block_gibbs_step` at inverse temperatures ``beta`` ``(C, 1)``."""
-    logits = _hidden_logits(c, state.visible).mul_(beta)
-    h = torch.bernoulli(logits.sigmoid_(), generator=generator)
-    stat = _visible_statistic(c, h)
-    if c.gaussian:
-        noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
-        v = stat.add_(noise.mul_(c.scale / beta.sqrt()))
-    else:
-        v = torch.bernoulli(stat.mul_(beta).sigmoid_(), generator=generator)
+    v, h = functional.gibbs_sweep(c, state.visible, generator, 1.0 if beta is None else beta)
     return BlockGibbsState(v, h)
 
 
@@ -216,13 +164,16 @@ class BlockGibbs(ChainKernel):
     Args:
         rbm: the (fixed) RBM; Bernoulli or Gaussian visible units. Chains live on its device
             and in its dtype.
-        model: ``"joint"`` samples ``rbm.joint_model()`` (sites ``name`` and ``hidden_name``);
-            ``"marginal"`` samples ``rbm.model()`` (site ``name`` only; :math:`h` is an
-            auxiliary variable drawn and discarded every sweep).
+        target: which distribution the chains sample: ``"marginal"`` (the default)
+            :math:`P(v)`, i.e. ``rbm.model()`` (site ``name`` only; :math:`h` is an auxiliary
+            variable drawn and discarded every sweep); ``"joint"`` :math:`P(v, h)`, i.e.
+            ``rbm.joint_model()`` (sites ``name`` and ``hidden_name``).
         visible_log_odds: optional evidence on Bernoulli visible units, shape
             ``(n_visible,)``: the target becomes :math:`P(v, h) e^{a^\top v}` (see the module
             docstring for how to write a per-unit likelihood or clamping this way).
         name, hidden_name: site names, as in :meth:`RBM.model` / :meth:`RBM.joint_model`.
+        model: deprecated name of ``target`` (a ``DeprecationWarning``); ``kernel.model``
+            is the Pyro model, a callable.
 
     One ``sample``/``step_chains`` call is one sweep (every unit redrawn once). The Pyro model
     the kernel samples is ``kernel.model`` (takes no arguments; ``MCMC.run()``).
@@ -240,16 +191,33 @@ class BlockGibbs(ChainKernel):
     def __init__(
         self,
         rbm: RBM,
-        model: Literal["joint", "marginal"] = "marginal",
+        target: Literal["joint", "marginal"] | None = None,
         *,
         visible_log_odds: torch.Tensor | None = None,
         name: str = "v",
         hidden_name: str = "h",
+        model: Literal["joint", "marginal"] | None = None,
     ) -> None:
         if not isinstance(rbm, RBM):
             raise TypeError(f"rbm must be a pyrogen.rbm.RBM, got {type(rbm).__name__}")
         self.rbm = rbm
-        self.model_kind = check_choice(model, "model", ("joint", "marginal"))
+        if model is not None:
+            warnings.warn(
+                "BlockGibbs(model=...) is deprecated: the string option is now called target "
+                "(BlockGibbs(rbm, target='marginal' | 'joint')); kernel.model is the Pyro model",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if target is not None and target != model:
+                raise ValueError(
+                    f"target={target!r} and its deprecated name model={model!r} disagree; "
+                    f"pass target only"
+                )
+            target = model
+        #: ``"marginal"`` or ``"joint"``: the distribution the chains sample.
+        self.target_kind = check_choice(
+            "marginal" if target is None else target, "target", ("joint", "marginal")
+        )
         if not isinstance(name, str) or not isinstance(hidden_name, str) or name == hidden_name:
             raise ValueError(
                 f"name and hidden_name must be two different strings, got {name!r}, {hidden_name!r}"
@@ -277,7 +245,7 @@ class BlockGibbs(ChainKernel):
 
     def _pyro_model(self) -> Any:
         """The Pyro model this kernel samples (the RBM's model plus the evidence factor)."""
-        if self.model_kind == "joint":
+        if self.target_kind == "joint":
             out = self.rbm.joint_model(name=self.name, hidden_name=self.hidden_name)
             v = out[0]
         else:
@@ -341,11 +309,8 @@ class BlockGibbs(ChainKernel):
             v = torch.where(a == torch.inf, 1.0, torch.where(a == -torch.inf, 0.0, v))
         # Read once per run: every sweep of these chains uses the same detached tensors.
         self._conditionals = conditionals(rbm, self.visible_log_odds)
-        with torch.no_grad():
-            logits = _hidden_logits(self._conditionals, v)
-            if self.beta is not None:
-                logits = logits * self.beta.unsqueeze(-1)
-            h = torch.bernoulli(torch.sigmoid(logits), generator=generator)
+        beta = 1.0 if self.beta is None else self.beta
+        h = functional.sample_hidden(self._conditionals, v, generator, beta)
         return BlockGibbsState(v, h)
 
     def step_chains(
@@ -366,7 +331,12 @@ class BlockGibbs(ChainKernel):
             self._ones_cache = ones
         return ones
 
+    @property
+    def model_kind(self) -> str:
+        """Older name of :attr:`target_kind` (read-only)."""
+        return self.target_kind
+
     def chain_values(self, state: BlockGibbsState) -> dict[str, torch.Tensor]:
-        if self.model_kind == "joint":
+        if self.target_kind == "joint":
             return {self.name: state.visible, self.hidden_name: state.hidden}
         return {self.name: state.visible}

@@ -43,7 +43,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from pyrogen._validation import check_choice, check_positive_int
-from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.gibbs_blocks import (
     BLOCKS,
     GibbsPlan,

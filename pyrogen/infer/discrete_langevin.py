@@ -36,7 +36,7 @@ from pyrogen.infer.adaptation import (
     dual_averaging_update,
     step_size,
 )
-from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.discrete_gibbs import initial_discrete_state
 from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.neighbours import GradientRatios, NeighbourRatios

@@ -42,7 +42,7 @@ from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from pyro.util import ignore_jit_warnings
 
 from pyrogen._validation import check_choice, check_positive_int
-from pyrogen.infer.chain_kernel import new_generator
+from pyrogen.infer.base import new_generator
 from pyrogen.infer.discrete_gibbs import (
     SCANS,
     DiscreteGibbsState,

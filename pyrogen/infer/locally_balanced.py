@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from pyrogen._validation import check_choice, check_positive_int
-from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.discrete_gibbs import initial_discrete_state
 from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.neighbours import ExactRatios, GradientRatios, NeighbourRatios

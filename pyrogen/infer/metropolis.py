@@ -37,7 +37,7 @@ from pyrogen.infer.adaptation import (
     dual_averaging_update,
     step_size,
 )
-from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.integer_draws import integer_transforms
 from pyrogen.infer.proposal import log_accept_ratio, metropolis_accept, select
 from pyrogen.infer.pyro_target import PyroTarget

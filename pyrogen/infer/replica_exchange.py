@@ -14,7 +14,7 @@ the tempered targets :math:`\pi_{\beta}(x) \propto p_{\text{prior}}(x)\, L(x)^{\
   Boltzmann density is tempered, :math:`\pi_\beta(v, h) \propto e^{-\beta E(v, h)}`
   (visible evidence included), i.e. block Gibbs with :math:`\beta W, \beta b, \beta c`.
   The swaps below use the joint energy of the chains' ``(v, h)``, also for
-  ``model="marginal"``, whose sweep leaves :math:`\sum_h e^{-\beta E(v, h)}` invariant.
+  ``target="marginal"``, whose sweep leaves :math:`\sum_h e^{-\beta E(v, h)}` invariant.
 
 :math:`\log L` is the untempered "tempered part" of the log density. The ``R + 1``
 replicas of each of ``C`` chains are **one** batch of ``S = (R + 1) C`` chains for the inner
@@ -69,8 +69,8 @@ import torch
 
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.adaptation import DualAveragingState
+from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.block_gibbs import BlockGibbs, BlockGibbsState, conditionals, joint_log_density
-from pyrogen.infer.chain_kernel import ChainKernel
 from pyrogen.infer.discrete_gibbs import DiscreteGibbs
 from pyrogen.infer.discrete_langevin import DiscreteLangevin
 from pyrogen.infer.locally_balanced import _InformedKernel
