@@ -1,5 +1,10 @@
-"""Restricted Boltzmann machines: energy model, partition function, training."""
+"""Restricted Boltzmann machines: energy model, partition function, training.
 
+:mod:`pyrogen.rbm.functional` holds the maths as plain functions (conditionals, free energy,
+the block-Gibbs sweep at an inverse temperature) for code that builds on an RBM.
+"""
+
+from pyrogen.rbm import functional
 from pyrogen.rbm.ais import (
     ESS_FRACTION_MIN,
     AISResult,
@@ -27,6 +32,7 @@ __all__ = [
     "enumeration_cost",
     "binary_states",
     "fit",
+    "functional",
     "log_likelihood_bounds",
     "log_partition_floor",
     "pseudo_log_likelihood",

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from pyrogen._validation import check_positive_int, check_tensor
 from pyrogen.convergence import warn_unreliable
+from pyrogen.rbm.functional import free_energy, gibbs_sweep, hidden_logits, visible_term
 from pyrogen.rbm.model import RBM
 from pyrogen.seeding import make_generator
 
@@ -138,7 +139,15 @@ def base_rate_bias(rbm: RBM, data: torch.Tensor | None) -> torch.Tensor:
 
     Bernoulli marginals are smoothed as ``(count + 0.5) / (n + 1)`` so that a pixel that is
     never on gets a large negative, finite bias. With ``data=None`` the base is uniform
-    (Bernoulli) or centred at the RBM's own visible bias (Gaussian).
+    (Bernoulli) or centred at the RBM's own visible bias (Gaussian). ``data`` has shape
+    ``(n, n_visible)``; the result ``(n_visible,)`` is in the RBM's dtype and on its device.
+    The same bias is :func:`pyrogen.rbm.fit`'s initial visible bias (Hinton 2010, section 8).
+
+    Example:
+        >>> rbm = RBM(3, 2)
+        >>> data = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+        >>> base_rate_bias(rbm, data)  # log-odds of 2.5/3, 0.5/3, 1.5/3
+        tensor([ 1.6094, -1.6094,  0.0000])
     """
     like = rbm.visible_bias.detach()
     if data is None:
@@ -160,7 +169,7 @@ def _visible_terms(
         base_term = -0.5 * ((v64 - base_bias.double()) ** 2).sum(-1) / rbm.sigma**2
     else:
         base_term = v64 @ base_bias.double()
-    return base_term, -rbm._visible_term(v).double()
+    return base_term, -visible_term(rbm, v).double()
 
 
 def _log_unnormalised_from_logits(
@@ -203,27 +212,6 @@ def _sample_base(
     return torch.bernoulli(probs, generator=generator)
 
 
-def _transition(
-    rbm: RBM,
-    v: torch.Tensor,
-    beta: float,
-    base_bias: torch.Tensor,
-    generator: torch.Generator | None,
-    logits: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """One block-Gibbs sweep that leaves :math:`p_\\beta` invariant (``logits``: the hidden
-    logits at ``v`` when the caller has them already)."""
-    if logits is None:
-        logits = rbm._hidden_logits(v)
-    h = torch.bernoulli(torch.sigmoid(beta * logits), generator=generator)
-    coupled = rbm._visible_logits(h) - rbm.visible_bias  # scale * W h
-    stat = (1.0 - beta) * base_bias + beta * (rbm.visible_bias + coupled)
-    if rbm.is_gaussian:
-        noise = torch.randn(stat.shape, generator=generator, dtype=stat.dtype, device=stat.device)
-        return stat + rbm.sigma * noise
-    return torch.bernoulli(torch.sigmoid(stat), generator=generator)
-
-
 def _anneal(
     rbm: RBM,
     v: torch.Tensor,
@@ -238,6 +226,10 @@ def _anneal(
     Accumulates :math:`\log w = \sum_{k=1}^{K} \log p_{s_k}^*(v_k) - \log p_{s_{k-1}}^*(v_k)`
     with :math:`v_{k+1} \sim T_{s_k}(v_k, \cdot)`; forward AIS passes the increasing betas,
     reverse AIS the same betas reversed. Returns ``(log_w, v_K)``; ``log_w`` is float64.
+
+    :math:`T_s` is the block-Gibbs sweep :func:`pyrogen.rbm.functional.gibbs_sweep` at
+    ``beta`` :math:`s` with the base's bias: it leaves
+    :math:`p_s(v, h) \propto e^{(1-s)\,a(v)} e^{-s E(v, h)}`, hence :math:`p_s^*(v)`, invariant.
     """
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
     steps = tqdm(
@@ -250,10 +242,10 @@ def _anneal(
     )
     for k in steps:
         prev, cur = beta_list[k - 1], beta_list[k]
-        logits = rbm._hidden_logits(v)
+        logits = hidden_logits(rbm, v)
         log_w += _increment(rbm, v, logits, cur, prev, base_bias)
         if k < len(beta_list) - 1:
-            v = _transition(rbm, v, cur, base_bias, generator, logits)
+            v = gibbs_sweep(rbm, v, generator, cur, base_bias, logits)[0]
     return log_w, v
 
 
@@ -343,7 +335,7 @@ def log_partition_floor(rbm: RBM, *states: torch.Tensor | None) -> torch.Tensor:
     param = rbm.weight.detach()
     rows = torch.cat([s.reshape(-1, rbm.n_visible).to(param) for s in given])
     unique = torch.unique(rows, dim=0)
-    neg_f = torch.cat([-rbm._free_energy(chunk).double() for chunk in unique.split(4096)])
+    neg_f = torch.cat([-free_energy(rbm, chunk).double() for chunk in unique.split(4096)])
     return torch.logsumexp(neg_f, 0).cpu()
 
 

@@ -46,6 +46,7 @@ from pyrogen._validation import (
     check_tensor,
 )
 from pyrogen.io import load_state, save_module
+from pyrogen.rbm import functional
 from pyrogen.seeding import check_seed
 
 __all__ = [
@@ -156,10 +157,6 @@ class RBM(nn.Module):
     def is_gaussian(self) -> bool:
         return self.visible == "gaussian"
 
-    @property
-    def _scale(self) -> float:
-        return self.sigma if self.is_gaussian else 1.0
-
     def config(self) -> dict[str, object]:
         """Constructor arguments (what :meth:`save` stores besides the weights)."""
         return {
@@ -184,94 +181,98 @@ class RBM(nn.Module):
         check_tensor(h, name, last_dim=self.n_hidden)
         return check_binary(h, name)
 
-    # ------------------------------------------------ unchecked maths (hot paths)
-    def _scaled(self, v: torch.Tensor) -> torch.Tensor:
-        r""":math:`\tilde v = v / \sigma` (Gaussian) or ``v`` itself (no extra kernel launch)."""
-        return v / self.sigma if self.is_gaussian else v
-
-    def _hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
-        return (
-            torch.addmm(self.hidden_bias, self._scaled(v), self.weight)
-            if v.dim() == 2
-            else (self.hidden_bias + self._scaled(v) @ self.weight)
-        )
-
-    def _visible_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of v | h, or the Gaussian mean of v | h."""
-        if h.dim() == 2:
-            return torch.addmm(self.visible_bias, h, self.weight.T, alpha=self._scale)
-        return self.visible_bias + self._scale * (h @ self.weight.T)
-
-    def _visible_term(self, v: torch.Tensor) -> torch.Tensor:
-        """q(v): the part of the energy that depends on v alone."""
-        if self.is_gaussian:
-            return 0.5 * ((v - self.visible_bias) ** 2).sum(-1) / self.sigma**2
-        return -(v @ self.visible_bias)
-
-    def _free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        return self._visible_term(v) - F.softplus(self._hidden_logits(v)).sum(-1)
-
-    def _energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        interaction = (self._scaled(v) @ self.weight * h).sum(-1)
-        return self._visible_term(v) - h @ self.hidden_bias - interaction
-
-    def _sample_hidden(
-        self, v: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return torch.bernoulli(torch.sigmoid(self._hidden_logits(v)), generator=generator)
-
-    def _sample_visible(
-        self, h: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        stat = self._visible_logits(h)
-        if self.is_gaussian:
-            noise = torch.randn(
-                stat.shape, generator=generator, dtype=stat.dtype, device=stat.device
-            )
-            return stat + self.sigma * noise
-        return torch.bernoulli(torch.sigmoid(stat), generator=generator)
-
     # ------------------------------------------------------------- public maths
+    # The maths lives in pyrogen.rbm.functional (unchecked, for inner loops); these methods
+    # validate their input and call it.
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Joint energy :math:`E(v, h)`; shape = broadcast batch shape of ``v`` and ``h``."""
         self.check_visible(v)
         self.check_hidden(h)
-        return self._energy(v, h)
+        return functional.energy(self, v, h)
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         r"""Free energy :math:`F(v) = -\log\sum_h e^{-E(v,h)}`, shape ``v.shape[:-1]``."""
-        return self._free_energy(self.check_visible(v))
+        return functional.free_energy(self, self.check_visible(v))
 
     def hidden_probs(self, v: torch.Tensor) -> torch.Tensor:
         """:math:`P(h_j = 1 | v)`, shape ``(..., n_hidden)``."""
-        return torch.sigmoid(self._hidden_logits(self.check_visible(v)))
+        return torch.sigmoid(functional.hidden_logits(self, self.check_visible(v)))
 
     def sample_hidden(
         self, v: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Draw :math:`h \\sim P(h | v)`, shape ``(..., n_hidden)``."""
-        return self._sample_hidden(self.check_visible(v), generator)
+        return functional.sample_hidden(self, self.check_visible(v), generator)
 
     def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
         """:math:`E[v | h]`: ``sigmoid(b + W h)`` (Bernoulli) or ``b + sigma W h`` (Gaussian)."""
-        stat = self._visible_logits(self.check_hidden(h))
+        stat = functional.visible_statistic(self, self.check_hidden(h))
         return stat if self.is_gaussian else torch.sigmoid(stat)
 
     def sample_visible(
         self, h: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Draw :math:`v \\sim P(v | h)`, shape ``(..., n_visible)``."""
-        return self._sample_visible(self.check_hidden(h), generator)
+        return functional.sample_visible(self, self.check_hidden(h), generator)
 
     def gibbs_step(
         self, v: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One block-Gibbs sweep ``h ~ P(h|v)``, ``v' ~ P(v|h)``; returns ``(v', h)``.
 
-        Unchecked: for inner loops that already validated their input.
+        Unchecked: for inner loops that already validated their input. The sweep is
+        :func:`pyrogen.rbm.functional.gibbs_sweep` at ``beta=1``.
         """
-        h = self._sample_hidden(v, generator)
-        return self._sample_visible(h, generator), h
+        return functional.gibbs_sweep(self, v, generator)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, *, burn_in: int = 1000
+    ) -> torch.Tensor:
+        r"""``n`` approximate draws from :math:`P(v)`, shape ``(n, n_visible)``.
+
+        Runs ``n`` independent block-Gibbs chains (:meth:`gibbs_step`), each started from the
+        RBM without couplings (:math:`W = 0`: :math:`v_i \sim \operatorname{Bernoulli}(
+        \sigma(b_i))`, or :math:`v \sim \mathcal N(b, \sigma^2 I)` for Gaussian units) and
+        moved by ``burn_in`` sweeps; the rows are the chains' last visible states. The rows
+        are independent of each other, but each is an exact draw only in the limit of many
+        sweeps: a strongly coupled (multimodal) RBM may need far more than the default 1000
+        to forget its start. Check convergence with :func:`pyrogen.infer.sample` and its
+        R-hat, or use :class:`~pyrogen.infer.ReplicaExchange`, when it matters.
+
+        Args:
+            n: number of draws (chains).
+            generator: the random stream, on the model's device (``None``: torch's global
+                one); the same generator state gives the same draws.
+            burn_in: block-Gibbs sweeps per chain (``>= 0``; 0 returns the starting states).
+
+        Returns:
+            A tensor in the model's dtype and on its device, without autograd graph.
+
+        Example:
+            >>> rbm = RBM(6, 3, seed=0)
+            >>> v = rbm.sample(100, torch.Generator().manual_seed(0), burn_in=50)
+            >>> v.shape, v.dtype
+            (torch.Size([100, 6]), torch.float32)
+        """
+        check_positive_int(n, "n")
+        check_positive_int(burn_in, "burn_in", minimum=0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
+        c = functional.conditionals(self)
+        shape = (n, self.n_visible)
+        if self.is_gaussian:
+            noise = torch.randn(
+                shape, generator=generator, dtype=c.weight.dtype, device=c.weight.device
+            )
+            v = c.visible_bias + self.sigma * noise
+        else:
+            v = torch.bernoulli(torch.sigmoid(c.visible_bias).expand(shape), generator=generator)
+        for _ in range(burn_in):
+            v = functional.gibbs_sweep(c, v, generator)[0]
+        return v
 
     # ----------------------------------------------------------- partition function
     @torch.no_grad()
@@ -336,7 +337,7 @@ class RBM(nn.Module):
         self.check_visible(v)
         if log_z is None:
             log_z = self.log_partition()
-        return -self._free_energy(v) - log_z
+        return -functional.free_energy(self, v) - log_z
 
     # ---------------------------------------------------------------- Pyro models
     def _base_distribution(self) -> dist.TorchDistribution:
@@ -365,7 +366,7 @@ class RBM(nn.Module):
             self.check_visible(obs, "obs")
         base = self._base_distribution()
         v = pyro.sample(name, base, obs=obs)
-        pyro.factor(f"{name}_energy", -self._free_energy(v) - base.log_prob(v))
+        pyro.factor(f"{name}_energy", -functional.free_energy(self, v) - base.log_prob(v))
         return v
 
     def joint_model(
@@ -384,7 +385,7 @@ class RBM(nn.Module):
         v = pyro.sample(name, base_v, obs=obs)
         h = pyro.sample(hidden_name, base_h)
         log_base = base_v.log_prob(v) + base_h.log_prob(h)
-        pyro.factor(f"{name}_{hidden_name}_energy", -self._energy(v, h) - log_base)
+        pyro.factor(f"{name}_{hidden_name}_energy", -functional.energy(self, v, h) - log_base)
         return v, h
 
     # ---------------------------------------------------------------- persistence

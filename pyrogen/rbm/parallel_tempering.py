@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import torch
 
+from pyrogen.rbm.functional import gibbs_sweep, sample_hidden
 from pyrogen.rbm.model import RBM
 from pyrogen.tempering import swap_index, swap_log_accept_ratio, swap_pairs
 
@@ -48,14 +49,12 @@ def tempered_sweep(
     rbm: RBM, chains: TemperedChains, betas: torch.Tensor, generator: torch.Generator
 ) -> TemperedChains:
     r"""One block-Gibbs sweep at every temperature: :math:`h \sim P_\beta(h \mid v)`, then
-    :math:`v \sim P_\beta(v \mid h)`; ``betas`` ``(R + 1,)``."""
-    beta = betas.reshape(-1, 1, 1).to(rbm.weight.dtype)
-    hidden = torch.bernoulli(
-        torch.sigmoid(beta * (rbm.hidden_bias + chains.visible @ rbm.weight)), generator=generator
-    )
-    visible = torch.bernoulli(
-        torch.sigmoid(beta * (rbm.visible_bias + hidden @ rbm.weight.T)), generator=generator
-    )
+    :math:`v \sim P_\beta(v \mid h)`; ``betas`` ``(R + 1,)``.
+
+    The sweep is :func:`pyrogen.rbm.functional.gibbs_sweep` without a base, one ``beta`` per
+    row of chains."""
+    beta = betas.reshape(-1, 1).to(rbm.weight.dtype)  # against the batch shape (R + 1, P)
+    visible, hidden = gibbs_sweep(rbm, chains.visible, generator, beta)
     return TemperedChains(visible, hidden)
 
 
@@ -99,7 +98,4 @@ def init_chains(
     """Every temperature's copy starts at ``start`` ``(P, n_visible)``, hidden units drawn at
     :math:`\\beta = 1`."""
     visible = start.unsqueeze(0).expand(num_temperatures, *start.shape).clone()
-    hidden = torch.bernoulli(
-        torch.sigmoid(rbm.hidden_bias + visible @ rbm.weight), generator=generator
-    )
-    return TemperedChains(visible, hidden)
+    return TemperedChains(visible, sample_hidden(rbm, visible, generator))

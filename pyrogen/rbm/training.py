@@ -64,7 +64,14 @@ from pyrogen._validation import (
 from pyrogen.convergence import warn_unreliable
 from pyrogen.history import History
 from pyrogen.rbm import parallel_tempering
-from pyrogen.rbm.ais import ais, log_partition_floor
+from pyrogen.rbm.ais import ais, base_rate_bias, log_partition_floor
+from pyrogen.rbm.functional import (
+    free_energy,
+    gibbs_sweep,
+    hidden_logits,
+    scaled_visible,
+    visible_statistic,
+)
 from pyrogen.rbm.model import RBM, enumeration_cost
 from pyrogen.seeding import make_generator, resolve_seed
 from pyrogen.tempering import equalised_ladder
@@ -112,8 +119,8 @@ def reconstruction_error(
     ``mean_h``: :math:`E[h | v]` when the caller has it already, shape ``(n, n_hidden)``.
     """
     if mean_h is None:
-        mean_h = torch.sigmoid(rbm._hidden_logits(v))
-    stat = rbm._visible_logits(mean_h)
+        mean_h = torch.sigmoid(hidden_logits(rbm, v))
+    stat = visible_statistic(rbm, mean_h)
     recon = stat if rbm.is_gaussian else torch.sigmoid(stat)
     return ((v - recon) ** 2).mean()
 
@@ -169,7 +176,7 @@ def pseudo_log_likelihood(
             cols = coordinates[index].to(v.device)  # (b, c)
             flipped = (chunk.unsqueeze(1) - eye[cols]).abs()  # (b, c, n_v)
             scale = rbm.n_visible / max(cols.shape[1], 1)
-        delta = rbm._free_energy(chunk).unsqueeze(1) - rbm._free_energy(flipped)
+        delta = free_energy(rbm, chunk).unsqueeze(1) - free_energy(rbm, flipped)
         out.append(-scale * F.softplus(delta).sum(-1))
     return torch.cat(out)
 
@@ -223,13 +230,13 @@ class _Monitor:
             return {}
         v = self.data
         out: dict[str, float] = {}
-        mean_h = torch.sigmoid(rbm._hidden_logits(v))
+        mean_h = torch.sigmoid(hidden_logits(rbm, v))
         out[prefix + "reconstruction_error"] = float(reconstruction_error(rbm, v, mean_h))
         if self.kind == "pseudo_likelihood" and not rbm.is_gaussian:
             pl = pseudo_log_likelihood(rbm, v, coordinates=self.coordinates)
             out[prefix + "pseudo_log_likelihood"] = float(pl.mean())
         if self.kind == "exact" and not prefix:
-            out["log_likelihood"] = float((-rbm._free_energy(v) - log_z).mean())
+            out["log_likelihood"] = float((-free_energy(rbm, v) - log_z).mean())
         if not prefix:
             activity = mean_h.mean(0)
             dead = (activity < _DEAD_UNIT_ACTIVATION) | (activity > 1 - _DEAD_UNIT_ACTIVATION)
@@ -252,11 +259,7 @@ def _check_data(rbm: RBM, data: torch.Tensor, name: str) -> torch.Tensor:
 
 @torch.no_grad()
 def _init_visible_bias(rbm: RBM, data: torch.Tensor) -> None:
-    if rbm.is_gaussian:
-        rbm.visible_bias.copy_(data.mean(0))
-    else:
-        p = (data.sum(0) + 0.5) / (data.shape[0] + 1.0)
-        rbm.visible_bias.copy_(torch.log(p) - torch.log1p(-p))
+    rbm.visible_bias.copy_(base_rate_bias(rbm, data))
 
 
 def fit(
@@ -394,7 +397,7 @@ def fit(
     if validation is not None:
         validation = _check_data(rbm, validation, "validation")
     if lr is None:
-        active = float((rbm._scaled(data) ** 2).sum(-1).mean())
+        active = float((scaled_visible(rbm, data) ** 2).sum(-1).mean())
         lr = _DEFAULT_LR_TIMES_ACTIVE[algorithm] / max(active, 1.0)
     exact_cost = enumeration_cost(rbm.n_visible, rbm.n_hidden, rbm.visible)
     exact = exact_cost <= _EXACT_EVERY_EPOCH_COST
@@ -436,14 +439,17 @@ def fit(
     n = data.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch
-    sweep = _Sweep(rbm, generator, sharded)
+    # Distributed, the Gibbs noise is drawn at the global batch's shape (the rows= of the
+    # sweep), so that every row gets the noise it gets in one process; ``chains`` is this
+    # rank's share of the persistent chains.
+    chains: _dist.Shard | None = None
     if algorithm in ("pcd", "pt"):
         with torch.no_grad():
             start = data[torch.randint(n, (num_persistent,), generator=cpu_generator).to(device)]
             if sharded:  # this rank's chains: its rows of the one-process chains
-                sweep.chains = _dist.shard(num_persistent)
-                start = start[sweep.chains.slice()]
-            persistent = sweep.visible(sweep.hidden(start, sweep.chains), sweep.chains)
+                chains = _dist.shard(num_persistent)
+                start = start[chains.slice()]
+            persistent = gibbs_sweep(rbm, start, generator, rows=chains)[0]
     if algorithm == "pt":
         betas = torch.linspace(1.0, 0.0, num_temperatures, dtype=torch.float64, device=device)
         with torch.no_grad():
@@ -483,11 +489,12 @@ def fit(
                     part = _dist.shard(batch_index.numel())
                     batch_index = batch_index[part.slice()]
                 batch = data[batch_index]
-                data_h = torch.sigmoid(rbm._hidden_logits(batch))
+                data_logits = hidden_logits(rbm, batch)
+                data_h = torch.sigmoid(data_logits)
                 if algorithm == "pcd":
                     chain = persistent
                     for _ in range(k):
-                        chain = sweep.gibbs(chain, sweep.chains)
+                        chain = gibbs_sweep(rbm, chain, generator, rows=chains)[0]
                     persistent = chain
                 elif algorithm == "pt":
                     for _ in range(k):
@@ -501,11 +508,12 @@ def fit(
                     attempts += proposed.sum(-1).double()
                     chain = tempered.visible[0]
                 else:
-                    # CD's first sweep starts from the batch, whose P(h | v) is data_h already.
-                    h = sweep.bernoulli(data_h, part)
-                    chain = sweep.visible(h, part)
+                    # CD's first sweep starts from the batch, whose logits are at hand.
+                    chain = gibbs_sweep(
+                        rbm, batch, generator, hidden_logits=data_logits, rows=part
+                    )[0]
                     for _ in range(k - 1):
-                        chain = sweep.gibbs(chain, part)
+                        chain = gibbs_sweep(rbm, chain, generator, rows=part)[0]
                 if sharded:
                     chain_total = num_persistent if algorithm == "pcd" else part.total
                     _sgd_step(
@@ -591,51 +599,6 @@ def fit(
     return history
 
 
-class _Sweep:
-    """Block-Gibbs draws of :func:`fit`: the model's own samplers in one process; distributed,
-    drawn at the global batch's shape so that every row gets the noise it gets in one process
-    (:func:`pyrogen.distributed.draw_rows`).
-
-    ``part`` is the :class:`~pyrogen.distributed.Shard` of the rows at hand (``None`` in one
-    process); ``chains`` is this rank's share of the persistent chains.
-    """
-
-    def __init__(self, rbm: RBM, generator: torch.Generator, sharded: bool) -> None:
-        self.rbm, self.generator, self.sharded = rbm, generator, sharded
-        self.chains: _dist.Shard | None = None
-
-    def bernoulli(self, probs: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
-        def draw(p: torch.Tensor) -> torch.Tensor:
-            return torch.bernoulli(p, generator=self.generator)
-
-        return draw(probs) if part is None else _dist.draw_rows(draw, probs, part)
-
-    def hidden(self, v: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
-        if part is None:
-            return self.rbm._sample_hidden(v, self.generator)
-        return self.bernoulli(torch.sigmoid(self.rbm._hidden_logits(v)), part)
-
-    def visible(self, h: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
-        rbm = self.rbm
-        if part is None:
-            return rbm._sample_visible(h, self.generator)
-        stat = rbm._visible_logits(h)
-        if not rbm.is_gaussian:
-            return self.bernoulli(torch.sigmoid(stat), part)
-
-        def draw(s: torch.Tensor) -> torch.Tensor:
-            noise = torch.randn(s.shape, generator=self.generator, dtype=s.dtype, device=s.device)
-            return s + rbm.sigma * noise
-
-        return _dist.draw_rows(draw, stat, part)
-
-    def gibbs(self, v: torch.Tensor, part: _dist.Shard | None) -> torch.Tensor:
-        """One sweep ``h ~ P(h|v)``, ``v' ~ P(v|h)`` (as :meth:`RBM.gibbs_step`); returns v'."""
-        if part is None:
-            return self.rbm.gibbs_step(v, self.generator)[0]
-        return self.visible(self.hidden(v, part), part)
-
-
 @torch.no_grad()
 def _sgd_step(
     rbm: RBM,
@@ -663,11 +626,11 @@ def _sgd_step(
     rank's rows are then summed, divided by those and added up over the ranks by one
     ``all_reduce``, which gives the one-process means.
     """
-    model_h = torch.sigmoid(rbm._hidden_logits(chain))
+    model_h = torch.sigmoid(hidden_logits(rbm, chain))
     num_batch, num_chain = (batch.shape[0], chain.shape[0]) if totals is None else totals
     grad_w = torch.addmm(
-        rbm._scaled(batch).T @ data_h,
-        rbm._scaled(chain).T,
+        scaled_visible(rbm, batch).T @ data_h,
+        scaled_visible(rbm, chain).T,
         model_h,
         beta=1.0 / num_batch,
         alpha=-1.0 / num_chain,
@@ -710,7 +673,7 @@ def _validation_log_likelihood(
     due = ais_every is not None and ((epoch + 1) % ais_every == 0 or last)
     if log_z is None and not due:
         return out
-    mean_neg_f = float((-rbm._free_energy(validation)).double().mean())
+    mean_neg_f = float((-free_energy(rbm, validation)).double().mean())
     if log_z is not None:
         out["validation_log_likelihood"] = mean_neg_f - float(log_z)
     else:
