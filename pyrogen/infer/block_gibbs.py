@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from pyrogen._validation import check_choice, check_positive_int, check_tensor
-from pyrogen.infer.chain_kernel import ChainKernel
+from pyrogen.infer.base import ChainKernel
 from pyrogen.rbm import functional
 from pyrogen.rbm.functional import Conditionals, conditionals
 from pyrogen.rbm.model import RBM
