@@ -66,9 +66,9 @@ class MLP(nn.Sequential):
         dtype, device: of the parameters.
 
     Input shape ``(..., in_dim)``, output shape ``(..., out_dim)``. The layers are
-    ``Linear, activation, ..., Linear`` then the output squashing unless it is
-    ``"identity"``; the state-dict keys are ``"{2k}.weight"`` and ``"{2k}.bias"`` for the
-    :math:`k`-th linear layer.
+    ``Linear, activation, ..., Linear, output`` (``net[-2]`` is the last linear layer); the
+    state-dict keys are ``"{2k}.weight"`` and ``"{2k}.bias"`` for the :math:`k`-th linear
+    layer.
 
     Example:
         >>> net = MLP(3, 2, hidden=(8,))
@@ -98,10 +98,9 @@ class MLP(nn.Sequential):
             layers.append(nn.Linear(a, b, dtype=dtype, device=device))
             if i < len(widths) - 2:
                 layers.append(_ACTIVATIONS[activation]())
-        if output != "identity":
-            # No trailing nn.Identity: net[-1] stays the last linear layer, as the VAE
-            # networks always had it (the state-dict keys are the same either way).
-            layers.append(_OUTPUTS[output]())
+        # Always an output module, nn.Identity included (it has no parameters): net[-1] is the
+        # squashing and net[-2] the last linear layer, whatever ``output`` is.
+        layers.append(_OUTPUTS[output]())
         super().__init__(*layers)
         self.in_dim, self.out_dim = in_dim, out_dim
         self.hidden, self.activation, self.output = hidden, activation, output

@@ -316,3 +316,31 @@ def test_model_composes_under_pyro_handlers():
     first = poutine.trace(g.model).get_trace(num_samples=2)
     replayed = poutine.trace(poutine.replay(g.model, trace=first)).get_trace(num_samples=2)
     assert torch.equal(first.nodes["x"]["value"], replayed.nodes["x"]["value"])
+
+
+def test_game_module_is_a_deprecated_shim():
+    """pyrogen.gan.game was split into gan.model and gan.training; importing it warns."""
+    import importlib
+    import sys
+
+    import pyrogen.gan
+
+    sys.modules.pop("pyrogen.gan.game", None)
+    with pytest.warns(DeprecationWarning, match="pyrogen.gan.game is deprecated"):
+        game = importlib.import_module("pyrogen.gan.game")
+    assert game.GAN is GAN and game.fit is fit
+    for name in pyrogen.gan.__all__:  # every public name still imports from pyrogen.gan
+        assert getattr(pyrogen.gan, name) is not None
+
+
+def test_probe_and_from_state():
+    torch.manual_seed(0)
+    g = ImplicitModel(mlp_generator(2, 3, hidden=(4,)), 2)
+    g.generator.train()
+    x = g.probe(5)
+    assert x.shape == (5, 3) and not x.requires_grad and g.generator.training
+    assert torch.equal(x, g.generator(torch.zeros(5, 2)).detach())
+    with pytest.raises(ValueError, match="n must be"):
+        g.probe(0)
+    copy = ImplicitModel.from_state(g.config(), g.state_dict())
+    assert torch.equal(copy.probe(2), g.probe(2))

@@ -320,7 +320,7 @@ CASES: dict[str, Callable[[int | None], Any]] = {
     "pyrogen.rbm.likelihood.log_likelihood_bounds": _bounds,
     "pyrogen.tour.rbm_stage.held_out_likelihood": _tour_held_out_likelihood,
     "pyrogen.infer.vectorized.sample (RBM block Gibbs)": _rbm_sampling,
-    "pyrogen.gan.game.fit": _gan_fit,
+    "pyrogen.gan.training.fit": _gan_fit,
     "pyrogen.gan.posterior.latent_posterior": _latent_posterior,
     "pyrogen.adversarial.pgd": _pgd,
     "pyrogen.adversarial.fit_classifier": _adversarial_fit_classifier,

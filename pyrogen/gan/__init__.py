@@ -14,9 +14,9 @@ from pyrogen.gan.discriminator_sampling import (
     mh_log_acceptance,
     platt_scaling,
 )
-from pyrogen.gan.game import GAN, fit
 from pyrogen.gan.implicit import ImplicitModel
 from pyrogen.gan.latent import discriminator_energy, discriminator_log_density
+from pyrogen.gan.model import GAN
 from pyrogen.gan.networks import MLP, mlp_discriminator, mlp_generator
 from pyrogen.gan.posterior import LatentPosterior, latent_posterior
 from pyrogen.gan.recipe import (
@@ -27,6 +27,7 @@ from pyrogen.gan.recipe import (
     recipe_latent_dim,
 )
 from pyrogen.gan.theory import game_value, jensen_shannon, optimal_discriminator
+from pyrogen.gan.training import fit
 
 __all__ = [
     "DRSSamples",

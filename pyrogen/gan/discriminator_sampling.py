@@ -55,8 +55,8 @@ from pyrogen._validation import (
     check_tensor,
 )
 from pyrogen.convergence import ACCEPT_MIN, warn_unreliable
-from pyrogen.gan.game import GAN
 from pyrogen.gan.implicit import module_dtype_device
+from pyrogen.gan.model import GAN
 from pyrogen.seeding import make_generator
 
 __all__ = [

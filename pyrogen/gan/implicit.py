@@ -102,8 +102,19 @@ class ImplicitModel(nn.Module):
         self.out_dim = self._probe_out_dim()
 
     # ------------------------------------------------------------------ helpers
-    def _probe(self, z: torch.Tensor) -> Any:
-        """Run the generator on ``z`` in eval mode without gradients (no BatchNorm updates)."""
+    def probe(self, n: int = 2) -> Any:
+        """:math:`G` at ``n`` copies of the prior's location (zeros), for shape checks.
+
+        Runs the generator in eval mode (no BatchNorm statistics updated) without gradients
+        and touches no random stream; returns whatever the generator returns, normally
+        ``(n, out_dim)``. A generator that fails on ``(n, latent_dim)`` raises ``ValueError``.
+
+        Example:
+            >>> ImplicitModel(torch.nn.Linear(2, 3), latent_dim=2).probe().shape
+            torch.Size([2, 3])
+        """
+        check_positive_int(n, "n")
+        z = self._latent_loc.expand(n, self.latent_dim).clone()
         was_training = self.generator.training
         self.generator.eval()
         try:
@@ -117,11 +128,8 @@ class ImplicitModel(nn.Module):
         finally:
             self.generator.train(was_training)
 
-    def _zeros(self, n: int) -> torch.Tensor:
-        return self._latent_loc.expand(n, self.latent_dim).clone()
-
     def _probe_out_dim(self) -> int:
-        x = self._probe(self._zeros(2))
+        x = self.probe(2)
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] != 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
@@ -235,7 +243,7 @@ class ImplicitModel(nn.Module):
             raise ValueError(f"y must have shape (m,) or (n, m), got {tuple(y.shape)}")
         noise_scale = check_positive_float(noise_scale, "noise_scale")
         with torch.no_grad():
-            probe = forward(self._probe(self._zeros(2)))
+            probe = forward(self.probe(2))
         if not isinstance(probe, torch.Tensor) or tuple(probe.shape) != (2, y.shape[-1]):
             shape = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe)
             raise ValueError(
@@ -293,29 +301,34 @@ class ImplicitModel(nn.Module):
         from pyrogen.io import load_state
 
         config, state = load_state(path, "ImplicitModel")
-        return _rebuild_implicit(config, state, "", generator, latent_dist, device)
+        return cls.from_state(config, state, generator, latent_dist, device)
 
+    @classmethod
+    def from_state(
+        cls,
+        config: dict[str, Any],
+        state: dict[str, torch.Tensor],
+        generator: nn.Module | None = None,
+        latent_dist: dist.Distribution | None = None,
+        device: torch.device | str | None = None,
+    ) -> ImplicitModel:
+        """Rebuild a model from its :meth:`config` and its ``state_dict`` (what :meth:`load`
+        reads from a file; :meth:`pyrogen.gan.GAN.load` passes the ``"generator."`` entries).
 
-def _rebuild_implicit(
-    config: dict[str, Any],
-    state: dict[str, torch.Tensor],
-    prefix: str,
-    generator: nn.Module | None,
-    latent_dist: dist.Distribution | None,
-    device: torch.device | str | None,
-) -> ImplicitModel:
-    """Build an :class:`ImplicitModel` from its ``config`` and load the ``prefix`` weights."""
-    from pyrogen.gan.networks import MLP
+        ``generator`` replaces the architecture of ``config`` (only the weights are read);
+        ``latent_dist`` must be given for a model that had a custom one. The generator is
+        rebuilt with the dtype of the stored weights, then moved to ``device``.
+        """
+        from pyrogen.networks import MLP
 
-    if config["custom_latent_dist"] and latent_dist is None:
-        raise ValueError(
-            "this model was saved with a custom latent_dist, which is not serialised; "
-            "pass it again: load(path, latent_dist=...)"
-        )
-    own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    if generator is None:
-        dtype = next(iter(own.values())).dtype if own else torch.float32
-        generator = MLP(**config["generator"], dtype=dtype, device=device)
-    model = ImplicitModel(generator, config["latent_dim"], latent_dist)
-    model.load_state_dict(own)
-    return model if device is None else model.to(device)
+        if config["custom_latent_dist"] and latent_dist is None:
+            raise ValueError(
+                "this model was saved with a custom latent_dist, which is not serialised; "
+                "pass it again: load(path, latent_dist=...)"
+            )
+        if generator is None:
+            dtype = next(iter(state.values())).dtype if state else torch.float32
+            generator = MLP(**config["generator"], dtype=dtype, device=device)
+        model = cls(generator, config["latent_dim"], latent_dist)
+        model.load_state_dict(state)
+        return model if device is None else model.to(device)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import pyro
 import torch
 
-from pyrogen.gan.game import GAN
+from pyrogen.gan.model import GAN
 
 __all__ = ["discriminator_energy", "discriminator_log_density"]
 

@@ -28,8 +28,8 @@ import torch
 
 from pyrogen._validation import check_positive_int
 from pyrogen.convergence import Reliability, check_convergence
-from pyrogen.gan.game import GAN
 from pyrogen.gan.implicit import ImplicitModel, module_dtype_device
+from pyrogen.gan.model import GAN
 
 __all__ = ["LatentPosterior", "latent_posterior"]
 

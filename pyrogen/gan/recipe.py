@@ -55,8 +55,8 @@ from typing import Any, NamedTuple
 import torch
 
 from pyrogen._validation import check_positive_int
-from pyrogen.gan.game import GAN
 from pyrogen.gan.implicit import ImplicitModel
+from pyrogen.gan.model import GAN
 from pyrogen.gan.networks import mlp_discriminator, mlp_generator
 
 __all__ = ["GANRecipe", "gan_recipe", "recipe_fit_kwargs", "recipe_hidden", "recipe_latent_dim"]

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 
 from pyrogen._validation import check_choice, check_positive_float, check_positive_int, check_tensor
 from pyrogen.convergence import Reliability, check_convergence, warn_unreliable
-from pyrogen.gan.game import GAN
 from pyrogen.gan.implicit import ImplicitModel, module_dtype_device
+from pyrogen.gan.model import GAN
+from pyrogen.networks import frozen
 from pyrogen.seeding import make_generator
 
 __all__ = ["SuperResolution", "average_pool", "bilinear_upsample", "psnr", "super_resolve"]
@@ -199,11 +200,8 @@ def super_resolve(
         pooled = average_pool(generator.generator(z), factor)
         return -0.5 * (((pooled - targets) / noise_scale) ** 2).sum(-1)
 
-    frozen = [p for p in generator.parameters() if p.requires_grad]
-    for p in frozen:  # gradients with respect to z only
-        p.requires_grad_(False)
     start = time.perf_counter()
-    try:
+    with frozen(generator):  # gradients with respect to z only
         out = replica_exchange_mala(
             prior.log_prob,
             log_likelihood,
@@ -214,9 +212,6 @@ def super_resolve(
             min_beta=MIN_BETA,
             generator=rng,
         )
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     seconds = time.perf_counter() - start
     z = out.samples.reshape(num_samples, num_chains, n, -1)
     estimates, parts = [], []
