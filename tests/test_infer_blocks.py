@@ -63,10 +63,34 @@ def event_plate_log_prob(states: torch.Tensor) -> torch.Tensor:
     return log_g + log_x + pair
 
 
+# A 3-state Potts chain of 5 sites coloured 0,1,2,0,1 plus a bit: colours of sizes 2, 2 and
+# 1 (two groups of one call each) and k = 3 (candidates shift values by 1 and 2).
+POTTS_FIELD = torch.tensor([[0.3, -0.2, 0.0], [0.0, 0.5, -0.4], [-0.6, 0.1, 0.2],
+                            [0.2, 0.2, -0.1], [0.0, -0.3, 0.4]], dtype=DT)  # fmt: skip
+POTTS_COLOURS = torch.tensor([0, 1, 2, 0, 1])
+
+
+def potts_model() -> None:
+    x = pyro.sample("x", dist.Categorical(logits=POTTS_FIELD).to_event(1))
+    b = pyro.sample("b", dist.Bernoulli(torch.tensor(0.3, dtype=DT)))
+    same = (x[..., 1:] == x[..., :-1]).to(DT).sum(-1)
+    pyro.factor("potts", 0.9 * same - 0.8 * b * (x[..., 2] == 1).to(DT))
+
+
+def potts_log_prob(states: torch.Tensor) -> torch.Tensor:
+    """Columns (x_0..x_4, b)."""
+    x, b = states[:, :5], states[:, 5].to(DT)
+    log_x = POTTS_FIELD.log_softmax(-1).gather(1, x.T).sum(0)
+    log_b = torch.where(b > 0, torch.tensor(0.3, dtype=DT).log(), torch.tensor(0.7, dtype=DT).log())
+    same = (x[:, 1:] == x[:, :-1]).to(DT).sum(-1)
+    return log_x + log_b + 0.9 * same - 0.8 * b * (x[:, 2] == 1).to(DT)
+
+
 TARGETS = {
     "categorical": (categorical_model, categorical_log_prob, "auto"),
     "event_plate": (event_plate_model, event_plate_log_prob, "auto"),
     "ising_colours": (ising_model, ising_log_prob, {"x": CHECKERBOARD}),
+    "potts_colours": (potts_model, potts_log_prob, {"x": POTTS_COLOURS}),
 }
 
 

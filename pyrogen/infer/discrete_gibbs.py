@@ -46,8 +46,9 @@ from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.gibbs_blocks import (
     BLOCKS,
+    ColourBlock,
     GibbsPlan,
-    colour_log_conditional,
+    coordinates_log_conditional,
     draw_block,
     gibbs_plan,
     plate_block_log_conditional,
@@ -65,6 +66,7 @@ __all__ = [
     "scan_order",
     "discrete_gibbs_sweep",
     "blocked_gibbs_sweep",
+    "colour_block_groups",
     "posterior_dependencies",
     "initial_discrete_state",
     "MAX_INIT_ATTEMPTS",
@@ -233,6 +235,7 @@ def blocked_gibbs_sweep(
         start += int(block.coordinates.shape[0])
     colour_start = start
     single_start = colour_start + len(plan.colour)
+    colour_groups = colour_block_groups(plan.colour, discrete.device)
     order = scan_order(num_chains, plan.num_units, scan, generator, discrete.device)
     for units in order:
         every = bool((units == units[0]).all()) if num_chains > 1 else True
@@ -253,14 +256,17 @@ def blocked_gibbs_sweep(
             fn = restrict_chains(log_joint_fn, rows)
             log_block = plate_block_log_conditional(sub, coords, block, fn)
             discrete[rows] = draw_block(sub, coords, log_block, generator, names)
-        for q, block in enumerate(plan.colour):
-            mask = units == colour_start + q
+        for members, table, k in colour_groups:
+            # Chains on any colour of one group (same size and cardinality) share a call.
+            index = members[(units - colour_start).clamp(0, len(plan.colour) - 1)]
+            mask = (units >= colour_start) & (units < single_start) & (index >= 0)
             if not bool(mask.any()):
                 continue
             rows = slice(None) if bool(mask.all()) else mask.nonzero().squeeze(-1)
             sub = discrete[rows]
-            coords = block.coordinates.expand(sub.shape[0], -1)
-            log_p = colour_log_conditional(sub, block, restrict_chains(log_joint_fn, rows))
+            coords = table[index[rows]]  # (C_g, m)
+            fn = restrict_chains(log_joint_fn, rows)
+            log_p = coordinates_log_conditional(sub, coords, k, fn)
             discrete[rows] = draw_block(sub, coords, log_p, generator, names)
         mask = units >= single_start
         if bool(mask.any()):
@@ -272,6 +278,27 @@ def blocked_gibbs_sweep(
                 sub, coordinate, fn, cardinalities, generator, coordinate_names
             )
     return DiscreteGibbsState(discrete)
+
+
+def colour_block_groups(
+    colours: Sequence[ColourBlock], device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """The colours grouped by (size, cardinality), so that chains updating different colours
+    of one group (a checkerboard's two halves) are evaluated in one model call.
+
+    Each group is ``(members, table, k)``: ``members`` ``(len(colours),)`` maps a colour's
+    index in ``colours`` to its row of ``table`` ``(G, m)`` (its coordinates), ``-1`` for
+    colours of other groups."""
+    keys: dict[tuple[int, int], list[int]] = {}
+    for q, block in enumerate(colours):
+        keys.setdefault((int(block.coordinates.numel()), block.cardinality), []).append(q)
+    groups = []
+    for (_, k), qs in keys.items():
+        members = torch.full((len(colours),), -1, dtype=torch.long, device=device)
+        members[qs] = torch.arange(len(qs), device=device)
+        table = torch.stack([colours[q].coordinates for q in qs])
+        groups.append((members, table, k))
+    return groups
 
 
 def posterior_dependencies(
