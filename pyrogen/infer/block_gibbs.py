@@ -236,10 +236,10 @@ class BlockGibbs(ChainKernel):
             visible_log_odds = visible_log_odds.to(rbm.weight.dtype)
         self.visible_log_odds = visible_log_odds
         self._conditionals: Conditionals | None = None
-        #: ``None`` or each chain's inverse temperature ``(C,)`` (module docstring); set by
         # info["accept_prob"] of every sweep (Gibbs always moves), built by init_chains:
         # a fresh torch.ones per step costs ~15-20% of a 1-4 chain sweep (measured, CPU).
         self._accept_ones: torch.Tensor | None = None
+        #: ``None`` or each chain's inverse temperature ``(C,)`` (module docstring); set by
         #: :class:`~pyrogen.infer.ReplicaExchange` while it steps the chains.
         self.beta: torch.Tensor | None = None
         super().__init__()
@@ -312,8 +312,8 @@ class BlockGibbs(ChainKernel):
             v = torch.where(a == torch.inf, 1.0, torch.where(a == -torch.inf, 0.0, v))
         # Read once per run: every sweep of these chains uses the same detached tensors.
         self._conditionals = conditionals(rbm, self.visible_log_odds)
-        beta = 1.0 if self.beta is None else self.beta
         self._accept_ones = torch.ones(num_chains, **kw)
+        beta = 1.0 if self.beta is None else self.beta
         h = functional.sample_hidden(self._conditionals, v, generator, beta)
         return BlockGibbsState(v, h)
 
