@@ -59,7 +59,7 @@ from _common import RESULTS_DIR, format_table, write_json
 
 from pyrogen import diagnostics
 from pyrogen.infer import BlockGibbs, DiscreteGibbs, MetropolisHastings, sample
-from pyrogen.rbm import RBM
+from pyrogen.rbm import RBM, functional
 from pyrogen.rbm.model import binary_states
 
 COLUMNS_1 = [
@@ -92,7 +92,7 @@ def flat_base_model(rbm: RBM) -> Callable[[], None]:
     def model() -> None:
         base = dist.Normal(torch.zeros(rbm.n_visible), 1.0).to_event(1).mask(False)
         v = pyro.sample("v", base)
-        pyro.factor("v_energy", -rbm._free_energy(v))
+        pyro.factor("v_energy", -functional.free_energy(rbm, v))
 
     return model
 

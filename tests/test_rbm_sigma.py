@@ -225,7 +225,7 @@ def test_block_gibbs_matches_the_exact_mixture(sigma):
     rbm = gaussian_rbm(W3, B3, C3, sigma)
     log_weights, means, _ = exact_mixture(rbm)
     pi = torch.softmax(log_weights, 0)
-    kernel = BlockGibbs(rbm, model="joint")
+    kernel = BlockGibbs(rbm, target="joint")
     g = make_generator(10)
     state = kernel.init_chains(20_000, generator=g)
     for _ in range(100):

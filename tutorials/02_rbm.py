@@ -63,7 +63,7 @@ from pyrogen import diagnostics
 from pyrogen.data import load_digits
 from pyrogen.first_principles import stationary_distribution
 from pyrogen.infer import BlockGibbs, DiscreteGibbs, sample
-from pyrogen.rbm import RBM, ais, binary_states, fit, log_likelihood_bounds
+from pyrogen.rbm import RBM, ais, binary_states, fit, functional, log_likelihood_bounds
 
 PROGRESS = not SMOKE_TEST
 EPOCHS = 15 if SMOKE_TEST else 100  # CD / PCD training on the digits
@@ -222,7 +222,8 @@ print(f"data term - model term vs autograd: largest difference {gradient_error:.
 
 # %%
 with torch.no_grad():
-    hidden_logits, visible_logits = tiny._hidden_logits(V), tiny._visible_logits(H)
+    hidden_logits = functional.hidden_logits(tiny, V)
+    visible_logits = functional.visible_statistic(tiny, H)
     p_h_given_v = torch.exp(hidden_logits @ H.T - F.softplus(hidden_logits).sum(-1, True))
     p_v_given_h = torch.exp(visible_logits @ V.T - F.softplus(visible_logits).sum(-1, True))
 T = p_h_given_v @ p_v_given_h  # (32, 32), rows sum to one

@@ -208,6 +208,7 @@ class BlockGibbs(ChainKernel):
                 DeprecationWarning,
                 stacklevel=2,
             )
+            model = check_choice(model, "model", ("joint", "marginal"))
             if target is not None and target != model:
                 raise ValueError(
                     f"target={target!r} and its deprecated name model={model!r} disagree; "

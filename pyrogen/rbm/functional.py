@@ -218,7 +218,8 @@ def energy(rbm: RBM | Conditionals, v: torch.Tensor, h: torch.Tensor) -> torch.T
 
     Example:
         >>> from pyrogen.rbm import RBM
-        >>> float(energy(RBM(3, 2), torch.ones(3), torch.ones(2)).abs()) < 0.2
+        >>> rbm, v, h = RBM(3, 2), torch.ones(3), torch.ones(2)
+        >>> bool(torch.isclose(energy(rbm, v, h), -(v @ rbm.weight @ h)))  # biases are zero
         True
     """
     c = _view(rbm, detach=False)
