@@ -51,6 +51,7 @@ from pyrogen.infer.gibbs_blocks import (
     coordinates_log_conditional,
     draw_block,
     gibbs_plan,
+    gumbel_max,
     plate_block_log_conditional,
 )
 from pyrogen.infer.integer_draws import integer_transforms
@@ -62,6 +63,9 @@ __all__ = [
     "DiscreteGibbsState",
     "coordinate_log_conditional",
     "gibbs_update",
+    "gibbs_update_carrying",
+    "coordinate_log_joints",
+    "normalise_joints",
     "SCANS",
     "scan_order",
     "discrete_gibbs_sweep",
@@ -88,22 +92,73 @@ class DiscreteGibbsState(NamedTuple):
     discrete: torch.Tensor
 
 
+def coordinate_log_joints(
+    discrete: torch.Tensor,
+    coordinate: torch.Tensor,
+    log_joint_fn: LogJointFn,
+    cardinalities: torch.Tensor,
+    current: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Unnormalised :math:`\log p(x_{-d}, x_d = j)` of chain ``c``'s coordinate
+    ``d = coordinate[c]`` for ``j < K = max_d k_d``; shape ``(C, K)``, ``-inf`` for
+    ``j >= k_d``.
+
+    ``discrete`` ``(C, D)``: current value indices; ``coordinate`` ``(C,)``;
+    ``cardinalities`` ``(D,)``; ``current`` ``(C,)``: the log joint at ``discrete`` when the
+    caller knows it (a sweep carries it from one update to the next). Candidates are the
+    current state shifted, :math:`x_d \leftarrow (x_d + s) \bmod k_d` for
+    :math:`s = 1, \dots, k_d - 1`, plus the current state itself unless ``current`` is given:
+    a bit costs one model evaluation per chain instead of two. Chains are grouped by the
+    cardinality :math:`k` of the coordinate they update, one call of ``log_joint_fn`` per group
+    (so ``log_joint_fn`` must accept any subset of the chains).
+    """
+    num_chains, num_coords = discrete.shape
+    k = cardinalities[coordinate]  # (C,)
+    groups = sorted(set(k.tolist()))  # (torch.unique can deadlock in forked workers)
+    width = int(cardinalities.max())
+    # Column s holds shift s; without ``current`` shift 0 (the state itself) joins the call.
+    first = 0 if current is None else 1
+    shifted = torch.full((num_chains, width), -torch.inf, device=discrete.device)
+    for card in groups:
+        if card == first:
+            continue
+        if len(groups) == 1:
+            rows, sub, coord = slice(None), discrete, coordinate
+        else:
+            rows = (k == card).nonzero().squeeze(-1)
+            sub, coord = discrete[rows], coordinate[rows]
+        n = sub.shape[0]
+        value = sub.gather(1, coord.unsqueeze(-1))  # (C_k, 1)
+        shifts = torch.arange(first, card, device=discrete.device).unsqueeze(-1)
+        moved = (value.T + shifts) % card  # (k - first, C_k)
+        candidates = sub.unsqueeze(0).expand(card - first, n, num_coords).clone()
+        candidates.scatter_(2, coord.expand(card - first, n).unsqueeze(-1), moved.unsqueeze(-1))
+        out = restrict_chains(log_joint_fn, rows)(candidates).T  # (C_k, k - first)
+        shifted = shifted.to(out.dtype)
+        shifted[rows, first:card] = out
+    if current is not None:
+        shifted = shifted.to(current.dtype)
+        shifted[:, 0] = current
+    # Column s holds shift s; put value j = (x_d + s) mod k_d in column j.
+    value = discrete.gather(1, coordinate.unsqueeze(-1))  # (C, 1)
+    columns = torch.arange(width, device=discrete.device)
+    target = torch.where(columns < k.unsqueeze(-1), (value + columns) % k.unsqueeze(-1), columns)
+    return torch.empty_like(shifted).scatter_(1, target, shifted)
+
+
 def coordinate_log_conditional(
     discrete: torch.Tensor,
     coordinate: torch.Tensor,
     log_joint_fn: LogJointFn,
     cardinalities: torch.Tensor,
+    current: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Full conditional :math:`\log P(x_d = j | x_{-d})` of chain ``c``'s coordinate
     ``d = coordinate[c]``, for ``j < K = max_d k_d``; shape ``(C, K)``, ``-inf`` for
-    ``j >= k_d``.
+    ``j >= k_d``: the log-softmax of :func:`coordinate_log_joints` (arguments as there).
 
-    ``discrete`` ``(C, D)``: current value indices; ``coordinate`` ``(C,)``;
-    ``cardinalities`` ``(D,)``. Chains are grouped by the cardinality :math:`k` of the
-    coordinate they update, and each group is one call of ``log_joint_fn`` on its
-    ``(k, C_k, D)`` candidates, so a sweep evaluates :math:`\sum_d k_d` states per chain
-    (not :math:`D \max_d k_d`). ``log_joint_fn`` must therefore accept any subset of the
-    chains. A chain whose conditional is ``-inf`` (or NaN) at every value gets a row of NaN:
+    A sweep evaluates :math:`\sum_d (k_d - 1)` states per chain, plus one for the start. A
+    chain whose conditional is ``-inf`` (or NaN) at every value gets a row of NaN:
     :func:`gibbs_update` turns that into an error naming the coordinate.
 
     Example (two bits and a three-valued coordinate; independent uniform prior):
@@ -114,28 +169,14 @@ def coordinate_log_conditional(
         >>> cond.exp()
         tensor([[0.3333, 0.3333, 0.3333]])
     """
-    num_chains, num_coords = discrete.shape
-    k = cardinalities[coordinate]  # (C,)
-    groups = sorted(set(k.tolist()))  # (torch.unique can deadlock in forked workers)
-    logits: torch.Tensor | None = None
-    for card in groups:
-        if len(groups) == 1:
-            rows, sub, coord = slice(None), discrete, coordinate
-        else:
-            rows = (k == card).nonzero().squeeze(-1)
-            sub, coord = discrete[rows], coordinate[rows]
-        n = sub.shape[0]
-        values = torch.arange(card, device=discrete.device).unsqueeze(-1)  # (k, 1)
-        candidates = sub.unsqueeze(0).expand(card, n, num_coords).clone()
-        column = values.expand(card, n).unsqueeze(-1)
-        candidates.scatter_(2, coord.expand(card, n).unsqueeze(-1), column)
-        out = restrict_chains(log_joint_fn, rows)(candidates).T  # (C_k, k)
-        if logits is None:
-            width = int(cardinalities.max())
-            logits = out.new_full((num_chains, width), -torch.inf)
-        logits[rows, :card] = out
-    assert logits is not None
-    return torch.log_softmax(logits, dim=-1)
+    joints = coordinate_log_joints(discrete, coordinate, log_joint_fn, cardinalities, current)
+    return normalise_joints(joints)
+
+
+def normalise_joints(joints: torch.Tensor) -> torch.Tensor:
+    """Log conditionals ``(C, K)`` from the unnormalised log joints of a coordinate's values
+    (a log-softmax over the values)."""
+    return torch.log_softmax(joints, dim=-1)
 
 
 def gibbs_update(
@@ -151,9 +192,28 @@ def gibbs_update(
 
     Raises ``ValueError`` naming the coordinate (``coordinate_names[d]`` when given) when a
     chain's conditional has no value with finite density."""
+    new, _ = gibbs_update_carrying(
+        discrete, None, coordinate, log_joint_fn, cardinalities, generator, coordinate_names
+    )
+    return new
+
+
+def gibbs_update_carrying(
+    discrete: torch.Tensor,
+    current: torch.Tensor | None,
+    coordinate: torch.Tensor,
+    log_joint_fn: LogJointFn,
+    cardinalities: torch.Tensor,
+    generator: torch.Generator,
+    coordinate_names: Sequence[str] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`gibbs_update` that also takes and returns the log joint ``(C,)`` of the chains'
+    state (``current``: at ``discrete``, ``None`` when unknown; returned: at the new state),
+    so that consecutive updates do not evaluate the current state again."""
     with torch.no_grad():
-        log_p = coordinate_log_conditional(discrete, coordinate, log_joint_fn, cardinalities)
-        bad = ~torch.isfinite(log_p).any(-1) | torch.isnan(log_p).any(-1)
+        joints = coordinate_log_joints(discrete, coordinate, log_joint_fn, cardinalities, current)
+        log_p = normalise_joints(joints)
+        bad = ~(log_p.amax(-1) > -torch.inf)  # NaN anywhere, or -inf everywhere
         if bool(bad.any()):
             chain = int(bad.nonzero()[0, 0])
             d = int(coordinate[chain])
@@ -164,8 +224,8 @@ def gibbs_update(
                 "the other sites. Start the chains inside the support (initial_params) or check "
                 "the model's constraints"
             )
-        new = torch.multinomial(log_p.exp(), 1, generator=generator)
-    return discrete.scatter(1, coordinate.unsqueeze(-1), new)
+        new = gumbel_max(log_p, generator).unsqueeze(-1)  # (C, 1)
+    return discrete.scatter(1, coordinate.unsqueeze(-1), new), joints.gather(1, new).squeeze(-1)
 
 
 def scan_order(
@@ -198,10 +258,12 @@ def discrete_gibbs_sweep(
     """One sweep of ``D`` single-coordinate Gibbs updates of every chain (pure)."""
     discrete = state.discrete
     num_chains, num_coords = discrete.shape
+    current: torch.Tensor | None = None
     for coordinate in scan_order(num_chains, num_coords, scan, generator, discrete.device):
-        discrete = gibbs_update(
-            discrete, coordinate, log_joint_fn, cardinalities, generator, coordinate_names
-        )
+        discrete, current = gibbs_update_carrying(
+            discrete, current, coordinate, log_joint_fn, cardinalities, generator,
+            coordinate_names,
+        )  # fmt: skip
     return DiscreteGibbsState(discrete)
 
 
@@ -237,6 +299,9 @@ def blocked_gibbs_sweep(
     single_start = colour_start + len(plan.colour)
     colour_groups = colour_block_groups(plan.colour, discrete.device)
     order = scan_order(num_chains, plan.num_units, scan, generator, discrete.device)
+    # The log joint (C,) at the chains' state, carried through single-coordinate updates
+    # (so each costs k - 1 evaluations) and forgotten when a block moves.
+    current: torch.Tensor | None = None
     for units in order:
         every = bool((units == units[0]).all()) if num_chains > 1 else True
         for block, lo in zip(plan.plate, starts, strict=True):
@@ -256,6 +321,7 @@ def blocked_gibbs_sweep(
             fn = restrict_chains(log_joint_fn, rows)
             log_block = plate_block_log_conditional(sub, coords, block, fn)
             discrete[rows] = draw_block(sub, coords, log_block, generator, names)
+            current = None
         for members, table, k in colour_groups:
             # Chains on any colour of one group (same size and cardinality) share a call.
             index = members[(units - colour_start).clamp(0, len(plan.colour) - 1)]
@@ -268,15 +334,21 @@ def blocked_gibbs_sweep(
             fn = restrict_chains(log_joint_fn, rows)
             log_p = coordinates_log_conditional(sub, coords, k, fn)
             discrete[rows] = draw_block(sub, coords, log_p, generator, names)
+            current = None
         mask = units >= single_start
         if bool(mask.any()):
             rows = slice(None) if bool(mask.all()) else mask.nonzero().squeeze(-1)
             sub = discrete[rows]
             coordinate = plan.singles[units[rows] - single_start]
             fn = restrict_chains(log_joint_fn, rows)
-            discrete[rows] = gibbs_update(
-                sub, coordinate, fn, cardinalities, generator, coordinate_names
+            known = None if current is None else current[rows]
+            discrete[rows], log_joint = gibbs_update_carrying(
+                sub, known, coordinate, fn, cardinalities, generator, coordinate_names
             )
+            if current is not None:
+                current[rows] = log_joint
+            elif isinstance(rows, slice):
+                current = log_joint
     return DiscreteGibbsState(discrete)
 
 

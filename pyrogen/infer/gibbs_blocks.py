@@ -325,7 +325,8 @@ def draw_block(
     """Redraw coordinates ``coordinates`` ``(C, B)`` from ``log_conditional`` ``(C, B, k)``.
 
     Raises ``ValueError`` naming a coordinate whose conditional is zero everywhere."""
-    bad = ~torch.isfinite(log_conditional).any(-1) | torch.isnan(log_conditional).any(-1)
+    # The largest entry is NaN when any is, and -inf when all are: one reduction finds both.
+    bad = ~(log_conditional.amax(-1) > -torch.inf)
     if bool(bad.any()):
         chain, column = (int(i) for i in bad.nonzero()[0])
         d = int(coordinates[chain, column])

@@ -127,6 +127,13 @@ class SiteLayout:
             device=device,
         )
         self.transforms = {s.name: s.transform.inv for s in continuous_sites}
+        # Sites whose support is 0, 1, ..., k-1 (Bernoulli, Categorical): the value is the
+        # index itself, so discrete_values casts instead of gathering.
+        self._index_valued = {
+            s.name: s.support.dim() == 1
+            and torch.equal(s.support.cpu(), torch.arange(s.support.shape[0]).to(s.support.dtype))
+            for s in discrete_sites
+        }
 
     @property
     def site_names(self) -> list[str]:
@@ -148,7 +155,8 @@ class SiteLayout:
         out = {}
         for s in self.discrete_sites:
             idx = discrete[..., s.offset : s.offset + s.num_coordinates]
-            out[s.name] = s.support[idx].reshape(batch + s.shape)
+            value = idx.to(s.support.dtype) if self._index_valued[s.name] else s.support[idx]
+            out[s.name] = value.reshape(batch + s.shape)
         return out
 
     def encode_discrete(
