@@ -53,7 +53,7 @@ import torch
 from pyro.infer import HMC, MCMC
 from scipy import stats
 
-from pyrogen.infer import GibbsWithinHMC, MetropolisHastings, metropolis, sample
+from pyrogen.infer import GibbsWithinHMC, MetropolisHastings, mala, sample
 
 DT = torch.float64
 ALPHA = 1e-4
@@ -263,7 +263,7 @@ def test_sbc_detects_wrong_metropolis(proposal, bug, monkeypatch):
     if bug.startswith("no log-Jacobian"):
         monkeypatch.setattr(MetropolisHastings, "log_density_fn", _log_density_without_jacobian)
     else:
-        monkeypatch.setattr(metropolis, "mala_log_proposal_density", _mala_density_without_drift)
+        monkeypatch.setattr(mala, "log_proposal_density", _mala_density_without_drift)
     results = metropolis_sbc(proposal, METROPOLIS_CONFIGS[proposal], seed=100)
     assert min(results[name][1] for name in ("mu", "sigma")) < ALPHA, results
 

@@ -20,16 +20,25 @@ an acceptance of 0.234 (random walk) or 0.574 (MALA), the asymptotically optimal
 (Roberts, Gelman & Gilks, 1997; Roberts & Rosenthal, 1998).
 
 A user proposal replaces all of this with one joint move (see :class:`MetropolisHastings`).
+
+Each move is a pure kernel in its own module: :mod:`pyrogen.infer.flip` (single-coordinate
+moves), :mod:`pyrogen.infer.random_walk`, :mod:`pyrogen.infer.mala` and
+:mod:`pyrogen.infer.user_proposal`; :class:`MetropolisHastings` only picks and composes them
+once (when it builds its target) and wires them to Pyro. The functions this module exported
+before that split (:func:`flip_proposal`, :func:`random_walk_proposal`,
+:func:`mala_log_proposal_density`) are re-exported from there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import torch
 
 from pyrogen._validation import check_choice, check_positive_float, check_positive_int
+from pyrogen.infer import flip, mala, random_walk, user_proposal
 from pyrogen.infer.adaptation import (
     DualAveragingState,
     adaptation_steps,
@@ -38,9 +47,12 @@ from pyrogen.infer.adaptation import (
     step_size,
 )
 from pyrogen.infer.base import ChainKernel
+from pyrogen.infer.flip import flip_proposal
 from pyrogen.infer.integer_draws import integer_transforms
-from pyrogen.infer.proposal import log_accept_ratio, metropolis_accept, select
+from pyrogen.infer.mala import log_proposal_density as mala_log_proposal_density
+from pyrogen.infer.proposal import select
 from pyrogen.infer.pyro_target import PyroTarget
+from pyrogen.infer.random_walk import random_walk_proposal
 
 __all__ = [
     "MetropolisHastings",
@@ -73,58 +85,34 @@ class MHState(NamedTuple):
     adaptation: DualAveragingState  # per-chain step sizes
 
 
+#: One move of :class:`MetropolisHastings` on the joint state:
+#: ``move(state, log_density_fn, generator, warmup) -> (state, accept_prob, accepted)``.
+Move = Callable[
+    [MHState, LogDensityFn, torch.Generator, bool], tuple[MHState, torch.Tensor, torch.Tensor]
+]
+
+
 def value_and_grad(
     log_density_fn: LogDensityFn, discrete: torch.Tensor, continuous: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log density ``(C,)`` and its gradient with respect to ``continuous`` ``(C, D_c)``.
+    """Log density ``(C,)`` and its gradient with respect to ``continuous`` ``(C, D_c)``
+    (:func:`pyrogen.infer.mala.log_density_and_grad` at fixed ``discrete``).
 
-    Chains are independent, so the gradient of the sum is every chain's own gradient.
+    Example:
+        >>> fn = lambda d, z: -0.5 * (z**2).sum(-1) + d.sum(-1)
+        >>> value_and_grad(fn, torch.ones(2, 1), torch.ones(2, 3))[0]
+        tensor([-0.5000, -0.5000])
     """
-    with torch.enable_grad():
-        z = continuous.detach().requires_grad_(True)
-        log_p = log_density_fn(discrete, z)
-        (grad,) = torch.autograd.grad(log_p.sum(), z)
-    return log_p.detach(), grad
+    return mala.log_density_and_grad(partial(log_density_fn, discrete), continuous)
 
 
-def flip_proposal(
-    discrete: torch.Tensor, cardinalities: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """Change one uniformly chosen coordinate per chain to a uniformly chosen *other* value.
-
-    ``discrete`` ``(C, D)`` value indices, ``cardinalities`` ``(D,)``. Symmetric: the
-    probability of proposing a given neighbour is :math:`1 / (D (k_d - 1))` both ways.
-    """
-    num_chains, num_coords = discrete.shape
-    coordinate = torch.randint(
-        num_coords, (num_chains,), generator=generator, device=discrete.device
-    )
-    k = cardinalities[coordinate]
-    u = torch.rand(num_chains, generator=generator, device=discrete.device, dtype=torch.float64)
-    shift = 1 + (u * (k - 1)).long().clamp(max=k - 2)  # uniform on {1, ..., k - 1}
-    old = discrete.gather(1, coordinate.unsqueeze(-1)).squeeze(-1)
-    new = (old + shift) % k
-    return discrete.scatter(1, coordinate.unsqueeze(-1), new.unsqueeze(-1))
-
-
-def random_walk_proposal(
-    continuous: torch.Tensor, step: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """``z + step * xi`` with ``xi ~ N(0, I)``; ``step`` has shape ``(C,)``."""
-    noise = torch.randn(
-        continuous.shape, generator=generator, dtype=continuous.dtype, device=continuous.device
-    )
-    return continuous + step.unsqueeze(-1) * noise
-
-
-def mala_log_proposal_density(
-    z_to: torch.Tensor, z_from: torch.Tensor, grad_from: torch.Tensor, step: torch.Tensor
-) -> torch.Tensor:
-    r""":math:`\log q(z_{to} | z_{from})` of MALA up to a constant that is the same both ways
-    (the step size is), shape ``(C,)``."""
-    eps = step.unsqueeze(-1)
-    mean = z_from + 0.5 * eps**2 * grad_from
-    return -((z_to - mean) ** 2).sum(-1) / (2 * step**2)
+def _value_only(
+    log_density_fn: LogDensityFn, discrete: torch.Tensor, continuous: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log density ``(C,)`` and an empty ``(C, 0)`` gradient (no gradient-based move)."""
+    with torch.no_grad():
+        log_p = log_density_fn(discrete, continuous)
+    return log_p, continuous.new_zeros(continuous.shape[0], 0)
 
 
 def discrete_mh_update(
@@ -133,20 +121,86 @@ def discrete_mh_update(
     cardinalities: torch.Tensor,
     generator: torch.Generator,
 ) -> tuple[MHState, torch.Tensor, torch.Tensor]:
-    """One :func:`flip_proposal` move per chain, accepted or rejected.
+    """One :func:`pyrogen.infer.flip.step` (a single-coordinate move) per chain on the
+    discrete block, the continuous block fixed.
 
     Returns ``(state, accept_prob, accepted)``; ``state.grad`` is *not* refreshed (the caller
     recomputes it when a gradient-based move follows).
     """
-    with torch.no_grad():
-        proposed = flip_proposal(state.discrete, cardinalities, generator)
-        log_p = log_density_fn(proposed, state.continuous)
-        accepted, prob = metropolis_accept(log_accept_ratio(log_p, state.log_density), generator)
-    new = state._replace(
-        discrete=select(accepted, proposed, state.discrete),
-        log_density=torch.where(accepted, log_p, state.log_density),
+    block = flip.FlipState(state.discrete, state.log_density)
+    block, info = flip.step(
+        generator, block, lambda d: log_density_fn(d, state.continuous), cardinalities
     )
-    return new, prob, accepted
+    new = state._replace(discrete=block.position, log_density=block.log_density)
+    return new, info.accept_prob, info.accepted
+
+
+def _flip_move(
+    cardinalities: torch.Tensor,
+    state: MHState,
+    log_density_fn: LogDensityFn,
+    generator: torch.Generator,
+    warmup: bool,
+) -> tuple[MHState, torch.Tensor, torch.Tensor]:
+    return discrete_mh_update(state, log_density_fn, cardinalities, generator)
+
+
+def _flip_move_before_mala(
+    cardinalities: torch.Tensor,
+    state: MHState,
+    log_density_fn: LogDensityFn,
+    generator: torch.Generator,
+    warmup: bool,
+) -> tuple[MHState, torch.Tensor, torch.Tensor]:
+    state, prob, accepted = discrete_mh_update(state, log_density_fn, cardinalities, generator)
+    # The gradient at the current point changed with the discrete values.
+    log_p, grad = value_and_grad(log_density_fn, state.discrete, state.continuous)
+    return state._replace(log_density=log_p, grad=grad), prob, accepted
+
+
+def _random_walk_block(
+    state: MHState, log_density_fn: LogDensityFn, generator: torch.Generator, eps: torch.Tensor
+) -> tuple[MHState, torch.Tensor, torch.Tensor]:
+    block = random_walk.RandomWalkState(state.continuous, state.log_density)
+    block, info = random_walk.step(
+        generator, block, partial(log_density_fn, state.discrete), random_walk.RandomWalkParams(eps)
+    )
+    new = state._replace(continuous=block.position, log_density=block.log_density)
+    return new, info.accept_prob, info.accepted
+
+
+def _mala_block(
+    state: MHState, log_density_fn: LogDensityFn, generator: torch.Generator, eps: torch.Tensor
+) -> tuple[MHState, torch.Tensor, torch.Tensor]:
+    block = mala.MALAState(state.continuous, state.log_density, state.grad)
+    block, info = mala.step(
+        generator, block, partial(log_density_fn, state.discrete), mala.MALAParams(eps)
+    )
+    new = state._replace(continuous=block.position, log_density=block.log_density, grad=block.grad)
+    return new, info.accept_prob, info.accepted
+
+
+_CONTINUOUS_BLOCKS = {"random_walk": _random_walk_block, "mala": _mala_block}
+
+
+def _adapted_move(
+    block: Callable[..., tuple[MHState, torch.Tensor, torch.Tensor]],
+    adapt_step_size: bool,
+    target_accept: float,
+    state: MHState,
+    log_density_fn: LogDensityFn,
+    generator: torch.Generator,
+    warmup: bool,
+) -> tuple[MHState, torch.Tensor, torch.Tensor]:
+    """``block``'s move with the chains' current step sizes, which dual averaging then
+    updates when ``warmup and adapt_step_size``."""
+    eps = step_size(state.adaptation, warmup).to(state.continuous.dtype)
+    state, prob, accepted = block(state, log_density_fn, generator, eps)
+    if warmup and adapt_step_size:
+        state = state._replace(
+            adaptation=dual_averaging_update(state.adaptation, prob, target_accept)
+        )
+    return state, prob, accepted
 
 
 def continuous_mh_update(
@@ -158,36 +212,55 @@ def continuous_mh_update(
     adapt_step_size: bool,
     target_accept: float,
 ) -> tuple[MHState, torch.Tensor, torch.Tensor]:
-    """One random-walk or MALA move per chain, accepted or rejected; adapts the step size
-    when ``warmup and adapt_step_size``. Returns ``(state, accept_prob, accepted)``."""
-    eps = step_size(state.adaptation, warmup).to(state.continuous.dtype)
-    z = state.continuous
-    if proposal == "mala":
-        noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
-        e = eps.unsqueeze(-1)
-        proposed = z + 0.5 * e**2 * state.grad + e * noise
-        log_p, grad = value_and_grad(log_density_fn, state.discrete, proposed)
-        log_q_forward = mala_log_proposal_density(proposed, z, state.grad, eps)
-        log_q_backward = mala_log_proposal_density(z, proposed, grad, eps)
-        log_ratio = log_accept_ratio(log_p, state.log_density, log_q_forward, log_q_backward)
-    else:
-        with torch.no_grad():
-            proposed = random_walk_proposal(z, eps, generator)
-            log_p = log_density_fn(state.discrete, proposed)
-        grad = state.grad
-        log_ratio = log_accept_ratio(log_p, state.log_density)
-    accepted, prob = metropolis_accept(log_ratio, generator)
-    adaptation = state.adaptation
-    if warmup and adapt_step_size:
-        adaptation = dual_averaging_update(adaptation, prob, target_accept)
-    new = MHState(
-        discrete=state.discrete,
-        continuous=select(accepted, proposed, z),
-        log_density=torch.where(accepted, log_p, state.log_density),
-        grad=select(accepted, grad, state.grad),
-        adaptation=adaptation,
+    """One random-walk (:func:`pyrogen.infer.random_walk.step`) or MALA
+    (:func:`pyrogen.infer.mala.step`) move per chain on the continuous block, the discrete
+    block fixed; adapts the step size when ``warmup and adapt_step_size``. Returns
+    ``(state, accept_prob, accepted)``."""
+    check_choice(proposal, "proposal", tuple(_CONTINUOUS_BLOCKS))
+    move = _CONTINUOUS_BLOCKS[proposal]
+    return _adapted_move(
+        move, adapt_step_size, target_accept, state, log_density_fn, generator, warmup
     )
-    return new, prob, accepted
+
+
+def _moves_step(
+    moves: tuple[Move, ...],
+    kernel: MetropolisHastings,
+    state: MHState,
+    generator: torch.Generator,
+    warmup: bool,
+) -> tuple[MHState, dict[str, torch.Tensor]]:
+    """The composition of ``moves`` (a flip move, then a continuous move, when present)."""
+    log_density_fn = kernel.log_density_fn
+    info: dict[str, torch.Tensor] = {}
+    for move in moves:
+        if "accept_prob" in info:
+            info["discrete_accept_prob"] = info["accept_prob"]
+        state, prob, accepted = move(state, log_density_fn, generator, warmup)
+        info.update(accept_prob=prob, accepted=accepted)
+    info["step_size"] = step_size(state.adaptation, warmup)
+    return state, info
+
+
+def _unprepared_step(
+    kernel: MetropolisHastings, state: MHState, generator: torch.Generator, warmup: bool
+) -> tuple[MHState, dict[str, torch.Tensor]]:
+    """The step before ``_prepare`` ran (chains built by hand, not by ``init_chains``)."""
+    kernel._prepare(kernel.model_args, kernel.model_kwargs)
+    return kernel._step(kernel, state, generator, warmup)
+
+
+def _user_step(
+    kernel: MetropolisHastings, state: MHState, generator: torch.Generator, warmup: bool
+) -> tuple[MHState, dict[str, torch.Tensor]]:
+    """One joint move of the user's proposal (:func:`pyrogen.infer.user_proposal.step`)."""
+    block = user_proposal.UserProposalState((state.discrete, state.continuous), state.log_density)
+    block, info = user_proposal.step(
+        generator, block, kernel.log_density_fn, kernel._flat_user_proposal
+    )
+    discrete, continuous = block.position
+    new = state._replace(discrete=discrete, continuous=continuous, log_density=block.log_density)
+    return new, {"accept_prob": info.accept_prob, "accepted": info.accepted}
 
 
 class MetropolisHastings(ChainKernel):
@@ -246,6 +319,10 @@ class MetropolisHastings(ChainKernel):
         else:
             check_choice(proposal, "proposal", ("auto", "random_walk", "mala"))
             self.proposal = "random_walk" if proposal == "auto" else proposal
+        # The strategy is fixed here and in _prepare, never looked up again per step.
+        self._user_proposal = proposal if callable(proposal) else None
+        # A user proposal moves constrained values: its target has no Jacobian term.
+        self._jacobian = self._user_proposal is None
         self.step_size = check_positive_float(step_size, "step_size")
         if not isinstance(adapt_step_size, bool):
             raise TypeError(f"adapt_step_size must be a bool, got {type(adapt_step_size).__name__}")
@@ -258,6 +335,10 @@ class MetropolisHastings(ChainKernel):
         self.target_accept = target_accept
         super().__init__(model_args, model_kwargs)
         self._target: PyroTarget | None = None
+        # Set by _prepare: the step (a function of (kernel, state, generator, warmup)) and
+        # the evaluation of new chains (with the gradient for MALA).
+        self._step: Callable[..., tuple[MHState, dict[str, torch.Tensor]]] = _unprepared_step
+        self._evaluate_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]] = _value_only
 
     @property
     def target(self) -> PyroTarget:
@@ -274,6 +355,19 @@ class MetropolisHastings(ChainKernel):
         self._target = target
         # Integer draws (Categorical) reach mcmc.get_samples() as long (integer_draws).
         self.transforms = {**integer_transforms(target.discrete_sites), **target.transforms}
+        gradient = self.proposal == "mala" and target.num_continuous > 0
+        self._evaluate_fn = value_and_grad if gradient else _value_only
+        if self._user_proposal is not None:
+            self._step = _user_step
+            return
+        moves: list[Move] = []
+        if target.num_discrete:
+            flip_move = _flip_move_before_mala if gradient else _flip_move
+            moves.append(partial(flip_move, target.cardinalities))
+        if target.num_continuous:
+            block = _CONTINUOUS_BLOCKS[self.proposal]  # type: ignore[index]
+            moves.append(partial(_adapted_move, block, self.adapt_step_size, self.target_accept))
+        self._step = partial(_moves_step, tuple(moves))
 
     @property
     def device(self) -> torch.device:
@@ -281,16 +375,15 @@ class MetropolisHastings(ChainKernel):
 
     def log_density_fn(self, discrete: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
         """The log target at flat coordinates ``(C, D)``, ``(C, D_c)``; shape ``(C,)``."""
-        return self.target.log_density(discrete, continuous, jacobian=not callable(self.proposal))
+        return self.target.log_density(discrete, continuous, jacobian=self._jacobian)
 
     def _evaluate(
         self, discrete: torch.Tensor, continuous: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.proposal == "mala" and self.target.num_continuous:
-            return value_and_grad(self.log_density_fn, discrete, continuous)
-        with torch.no_grad():
-            log_p = self.log_density_fn(discrete, continuous)
-        return log_p, continuous.new_zeros(continuous.shape[0], 0)
+        """Log density ``(C,)`` and gradient (MALA; else ``(C, 0)``) of new chain states."""
+        if self._target is None:
+            self._prepare(self.model_args, self.model_kwargs)
+        return self._evaluate_fn(self.log_density_fn, discrete, continuous)
 
     # -------------------------------------------------------- VectorizedKernel
     def init_chains(
@@ -337,75 +430,37 @@ class MetropolisHastings(ChainKernel):
         ``accept_prob`` and ``accepted`` ``(C,)`` of the continuous move (of the discrete
         move when there are no continuous sites), ``discrete_accept_prob`` when both exist,
         and ``step_size`` ``(C,)``."""
-        target = self.target
-        if callable(self.proposal):
-            return self._user_step(state, generator)
-        info: dict[str, torch.Tensor] = {}
-        if target.num_discrete:
-            state, prob, accepted = discrete_mh_update(
-                state, self.log_density_fn, target.cardinalities, generator
-            )
-            if self.proposal == "mala" and target.num_continuous:
-                # The gradient at the current point changed with the discrete values.
-                log_p, grad = value_and_grad(self.log_density_fn, state.discrete, state.continuous)
-                state = state._replace(log_density=log_p, grad=grad)
-            info.update(accept_prob=prob, accepted=accepted)
-        if target.num_continuous:
-            if "accept_prob" in info:
-                info["discrete_accept_prob"] = info["accept_prob"]
-            state, prob, accepted = continuous_mh_update(
-                state,
-                self.log_density_fn,
-                generator,
-                self.proposal,  # type: ignore[arg-type]
-                warmup,
-                self.adapt_step_size,
-                self.target_accept,
-            )
-            info.update(accept_prob=prob, accepted=accepted)
-        info["step_size"] = step_size(state.adaptation, warmup)
-        return state, info
+        return self._step(self, state, generator, warmup)
 
-    def _user_step(
-        self, state: MHState, generator: torch.Generator
-    ) -> tuple[MHState, dict[str, torch.Tensor]]:
+    def _flat_user_proposal(
+        self, position: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], Any, Any]:
+        """The user's proposal on site values, seen from the flat coordinates
+        ``(discrete (C, D), continuous (C, D_c))`` of :func:`pyrogen.infer.user_proposal.step`."""
         target = self.target
-        num_chains = state.log_density.shape[0]
-        values = self.chain_values(state)
-        out = self.proposal(values, generator)  # type: ignore[operator]
-        if not (isinstance(out, tuple) and len(out) == 3):
-            raise TypeError(
-                "a proposal callable must return (new_values, log_q_forward, log_q_backward)"
-            )
-        new_values, log_q_forward, log_q_backward = out
-        if not isinstance(new_values, dict) or set(new_values) != set(values):
-            raise ValueError(
-                f"the proposal must return values for exactly the sites {sorted(values)}"
-            )
-        for name, q in (("log_q_forward", log_q_forward), ("log_q_backward", log_q_backward)):
-            q = torch.as_tensor(q)
-            if q.dim() > 1 or (q.dim() == 1 and q.shape[0] != num_chains):
-                raise ValueError(f"{name} must have shape ({num_chains},), got {tuple(q.shape)}")
-        batch = torch.Size([num_chains])
-        discrete = target.encode_discrete(new_values, batch)
-        continuous = target.unconstrain(new_values, batch)
-        with torch.no_grad():
-            log_p = self.log_density_fn(discrete, continuous)
-            log_ratio = log_accept_ratio(log_p, state.log_density, log_q_forward, log_q_backward)
-            accepted, prob = metropolis_accept(log_ratio, generator)
-        new = state._replace(
-            discrete=select(accepted, discrete, state.discrete),
-            continuous=select(accepted, continuous, state.continuous),
-            log_density=torch.where(accepted, log_p, state.log_density),
+        discrete, continuous = position
+        num_chains = discrete.shape[0]
+        values = self._values(discrete, continuous)
+        out = self._user_proposal(values, generator)  # type: ignore[misc]
+        new_values, log_q_forward, log_q_backward = user_proposal.check_proposal_output(
+            out, set(values), num_chains
         )
-        return new, {"accept_prob": prob, "accepted": accepted}
+        batch = torch.Size([num_chains])
+        new_position = (
+            target.encode_discrete(new_values, batch),
+            target.unconstrain(new_values, batch),
+        )
+        return new_position, log_q_forward, log_q_backward
 
     def chain_values(self, state: MHState) -> dict[str, torch.Tensor]:
+        return self._values(state.discrete, state.continuous)
+
+    def _values(self, discrete: torch.Tensor, continuous: torch.Tensor) -> dict[str, torch.Tensor]:
         target = self.target
-        values = target.discrete_values(state.discrete) if target.num_discrete else {}
+        values = target.discrete_values(discrete) if target.num_discrete else {}
         if target.num_continuous:
             with torch.no_grad():
-                values.update(target.continuous_values(state.continuous)[0])
+                values.update(target.continuous_values(continuous)[0])
         return values
 
     def _unconstrained_values(self, state: MHState) -> dict[str, torch.Tensor]:
@@ -418,7 +473,7 @@ class MetropolisHastings(ChainKernel):
         return values
 
     def _logging_extra(self) -> dict[str, str]:
-        if self._state is None or callable(self.proposal) or not self.target.num_continuous:
+        if self._state is None or self._user_proposal is not None or not self.target.num_continuous:
             return {}
         warmup = self._t <= adaptation_steps(self._warmup_steps)  # the step just taken
         eps = float(step_size(self._state.adaptation, warmup).mean())
