@@ -136,9 +136,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "mala_backward_no_drift",
         "MALA's reverse density q(z | z') without the gradient drift at z'",
-        "infer/metropolis.py",
-        "log_q_backward = mala_log_proposal_density(z, proposed, grad, eps)",
-        "log_q_backward = mala_log_proposal_density(z, proposed, 0 * grad, eps)",
+        "infer/mala.py",
+        "log_q_backward = log_proposal_density(z, proposed, grad, eps)",
+        "log_q_backward = log_proposal_density(z, proposed, 0 * grad, eps)",
         _order("infer_gof", "infer_sample", "sbc"),
     ),
     Mutation(
@@ -279,7 +279,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "shared_proposal_noise",
         "random-walk MH draws one noise vector and broadcasts it over all chains",
-        "infer/metropolis.py",
+        "infer/random_walk.py",
         "continuous.shape, generator=generator, dtype=continuous.dtype, device=continuous.device",
         "continuous.shape[1:], generator=generator, dtype=continuous.dtype, "
         "device=continuous.device",
