@@ -46,8 +46,8 @@ from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.gibbs_blocks import (
     BLOCKS,
-    ColourBlock,
     GibbsPlan,
+    colour_block_groups,
     coordinates_log_conditional,
     draw_block,
     gibbs_plan,
@@ -70,7 +70,6 @@ __all__ = [
     "scan_order",
     "discrete_gibbs_sweep",
     "blocked_gibbs_sweep",
-    "colour_block_groups",
     "posterior_dependencies",
     "initial_discrete_state",
     "MAX_INIT_ATTEMPTS",
@@ -297,7 +296,9 @@ def blocked_gibbs_sweep(
         start += int(block.coordinates.shape[0])
     colour_start = start
     single_start = colour_start + len(plan.colour)
-    colour_groups = colour_block_groups(plan.colour, discrete.device)
+    colour_groups = plan.colour_groups
+    if colour_groups is None:  # a plan built by hand
+        colour_groups = colour_block_groups(plan.colour, discrete.device)
     order = scan_order(num_chains, plan.num_units, scan, generator, discrete.device)
     # The log joint (C,) at the chains' state, carried through single-coordinate updates
     # (so each costs k - 1 evaluations) and forgotten when a block moves.
@@ -350,27 +351,6 @@ def blocked_gibbs_sweep(
             elif isinstance(rows, slice):
                 current = log_joint
     return DiscreteGibbsState(discrete)
-
-
-def colour_block_groups(
-    colours: Sequence[ColourBlock], device: torch.device
-) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
-    """The colours grouped by (size, cardinality), so that chains updating different colours
-    of one group (a checkerboard's two halves) are evaluated in one model call.
-
-    Each group is ``(members, table, k)``: ``members`` ``(len(colours),)`` maps a colour's
-    index in ``colours`` to its row of ``table`` ``(G, m)`` (its coordinates), ``-1`` for
-    colours of other groups."""
-    keys: dict[tuple[int, int], list[int]] = {}
-    for q, block in enumerate(colours):
-        keys.setdefault((int(block.coordinates.numel()), block.cardinality), []).append(q)
-    groups = []
-    for (_, k), qs in keys.items():
-        members = torch.full((len(colours),), -1, dtype=torch.long, device=device)
-        members[qs] = torch.arange(len(qs), device=device)
-        table = torch.stack([colours[q].coordinates for q in qs])
-        groups.append((members, table, k))
-    return groups
 
 
 def posterior_dependencies(

@@ -35,7 +35,7 @@ Everything else is updated one coordinate at a time.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -46,6 +46,8 @@ __all__ = [
     "PlateBlock",
     "ColourBlock",
     "GibbsPlan",
+    "ColourGroup",
+    "colour_block_groups",
     "plate_blocks",
     "colour_blocks",
     "gibbs_plan",
@@ -93,6 +95,14 @@ class ColourBlock(NamedTuple):
     cardinality: int
 
 
+class ColourGroup(NamedTuple):
+    """Colours of one size ``m`` and cardinality ``k`` (see :func:`colour_block_groups`)."""
+
+    members: torch.Tensor  # (number of colours,): row of `table` per colour, -1 if not here
+    table: torch.Tensor  # (G, m): the coordinates of each colour of the group
+    cardinality: int
+
+
 class GibbsPlan(NamedTuple):
     """The update units of a Gibbs sweep: plate-block rows, colours, then single coordinates.
 
@@ -103,6 +113,9 @@ class GibbsPlan(NamedTuple):
     plate: tuple[PlateBlock, ...]
     colour: tuple[ColourBlock, ...]
     singles: torch.Tensor  # (S,) flat coordinate indices updated one at a time
+    # The colours grouped for shared model calls (colour_block_groups), computed once by
+    # gibbs_plan; None: computed by the sweep (a plan without colours, or built by hand).
+    colour_groups: tuple[ColourGroup, ...] | None = None
 
     @property
     def num_units(self) -> int:
@@ -111,6 +124,27 @@ class GibbsPlan(NamedTuple):
             + len(self.colour)
             + int(self.singles.numel())
         )
+
+
+def colour_block_groups(
+    colours: Sequence[ColourBlock], device: torch.device
+) -> tuple[ColourGroup, ...]:
+    """The colours grouped by (size, cardinality), so that chains updating different colours
+    of one group (a checkerboard's two halves) are evaluated in one model call.
+
+    Each group is a :class:`ColourGroup` ``(members, table, k)``: ``members``
+    ``(len(colours),)`` maps a colour's index in ``colours`` to its row of ``table``
+    ``(G, m)`` (its coordinates), ``-1`` for colours of other groups."""
+    keys: dict[tuple[int, int], list[int]] = {}
+    for q, block in enumerate(colours):
+        keys.setdefault((int(block.coordinates.numel()), block.cardinality), []).append(q)
+    groups = []
+    for (_, k), qs in keys.items():
+        members = torch.full((len(colours),), -1, dtype=torch.long, device=device)
+        members[qs] = torch.arange(len(qs), device=device)
+        table = torch.stack([colours[q].coordinates for q in qs])
+        groups.append(ColourGroup(members, table, k))
+    return tuple(groups)
 
 
 def _site_coordinate_shape(site: DiscreteSite) -> torch.Size:
@@ -235,7 +269,8 @@ def gibbs_plan(
     for c in colour:
         taken[c.coordinates] = True
     singles = (~taken).nonzero().squeeze(-1)
-    return GibbsPlan(tuple(plate), tuple(colour), singles)
+    groups = colour_block_groups(colour, target.device) if colour else None
+    return GibbsPlan(tuple(plate), tuple(colour), singles, groups)
 
 
 # ------------------------------------------------------------------ conditionals
