@@ -156,20 +156,31 @@ def test_one_step_leaves_the_product_of_tempered_targets_invariant(swap):
         assert chi_square_pvalue(joint, (K @ even)[row]) > ALPHA
 
 
-def test_block_gibbs_replica_exchange_is_invariant():
+@pytest.mark.parametrize("with_base", [False, True], ids=["whole", "base"])
+def test_block_gibbs_replica_exchange_is_invariant(with_base):
     rbm = make_rbm(3, 2)
     a = torch.tensor([0.4, -0.8, 0.0], dtype=DT)  # evidence, tempered with the RBM
+    base = torch.tensor([1.5, -2.0, 0.7], dtype=DT) if with_base else None
     betas = torch.tensor([1.0, 0.4], dtype=DT)
     V = binary_states(3, dtype=DT).repeat_interleave(4, 0)
     H = binary_states(2, dtype=DT).repeat(8, 1)
-    log_lik = (-rbm.energy(V, H) + V @ a).detach()  # the whole Boltzmann density
+    log_density = (-rbm.energy(V, H) + V @ a).detach()  # the Boltzmann density and evidence
     c = conditionals(rbm, a)
-    assert torch.allclose(joint_log_density(c, BlockGibbsState(V, H)), log_lik, atol=TOL)
+    assert torch.allclose(joint_log_density(c, BlockGibbsState(V, H)), log_density, atol=TOL)
+    # Tempered: log p_base(v) + beta * (log density - log p_base(v)); no base: p_base = 1.
+    log_base = V @ base if with_base else torch.zeros_like(log_density)
+    log_lik = log_density - log_base
+    inner = BlockGibbs(rbm, "joint", visible_log_odds=a, base_bias=base)
+    state = BlockGibbsState(V, H)
+    assert torch.allclose(inner.tempered_log_likelihood(state), log_lik, atol=TOL, rtol=0)
     n = V.shape[0]
     old = BlockGibbsState(V.repeat_interleave(n, 0), H.repeat_interleave(n, 0))
     new = BlockGibbsState(V.repeat(n, 1), H.repeat(n, 1))
-    Ks = [log_transition_prob(rbm, old, new, a, beta=b).exp().reshape(n, n) for b in betas]
-    pis = [normalise(b * log_lik) for b in betas]
+    Ks = [
+        log_transition_prob(rbm, old, new, a, beta=b, base_bias=base).exp().reshape(n, n)
+        for b in betas
+    ]
+    pis = [normalise(log_base + b * log_lik) for b in betas]
     for K, p in zip(Ks, pis, strict=True):  # tempered block Gibbs alone
         assert float((p @ K - p).abs().max()) < TOL
     joint = torch.cartesian_prod(torch.arange(n), torch.arange(n))
@@ -181,13 +192,26 @@ def test_block_gibbs_replica_exchange_is_invariant():
     assert torch.allclose(P.sum(-1), torch.ones_like(pi), atol=TOL, rtol=0)
     assert float((pi @ P - pi).abs().max()) < TOL
 
+    # bits order: binary_states has the first unit as the least significant bit.
+    bits_v, bits_h = torch.tensor([1.0, 2.0, 4.0], dtype=DT), torch.tensor([1.0, 2.0], dtype=DT)
+    # The real tempered sweep draws from the matrix's row (beta = 0.4, one start state).
+    g = torch.Generator().manual_seed(2)
+    chains = 20000
+    inner.beta = torch.full((chains,), 0.4, dtype=DT)
+    start = inner.init_chains(chains, generator=g, initial_params={"v": V[5]})
+    start = BlockGibbsState(start.visible, H[5].expand(chains, 2).clone())
+    moved, _ = inner.step_chains(start, generator=g)
+    inner.beta = None
+    index = (moved.visible @ bits_v) * 4 + moved.hidden @ bits_h
+    assert chi_square_pvalue(index.long(), Ks[1][5]) > ALPHA
+
     # The real kernel's beta = 1 draws: final states of 4000 independent chains.
-    kernel = ReplicaExchange(BlockGibbs(rbm, "joint", visible_log_odds=a), betas=[1.0, 0.4])
+    kernel = ReplicaExchange(
+        BlockGibbs(rbm, "joint", visible_log_odds=a, base_bias=base), betas=[1.0, 0.4]
+    )
     idata = sample(kernel, 4000, 1, 30, seed=3, progress=False, check=False)
     v = torch.as_tensor(idata.posterior["v"].values[:, -1])
     h = torch.as_tensor(idata.posterior["h"].values[:, -1])
-    # binary_states orders states with the first unit as the least significant bit.
-    bits_v, bits_h = torch.tensor([1.0, 2.0, 4.0], dtype=DT), torch.tensor([1.0, 2.0], dtype=DT)
     index = (v @ bits_v) * 4 + h @ bits_h
     assert chi_square_pvalue(index.long(), pis[0]) > ALPHA
 

@@ -17,9 +17,15 @@ prior): the conditionals stay factorised, with logits :math:`\beta (c + \tilde v
 and :math:`\beta (b + a + W h)`, and for Gaussian units
 :math:`v \mid h \sim \mathcal N(b + \sigma W h, \sigma^2 / \beta)`. One :math:`\beta` per
 chain (``beta`` of :func:`block_gibbs_step`, :attr:`BlockGibbs.beta`) is what
-:class:`~pyrogen.infer.ReplicaExchange` runs. The sweep itself, tempered or not, is
-:func:`pyrogen.rbm.functional.gibbs_sweep` (without a base distribution); this module adds
-the evidence, the transition density and the Pyro kernel.
+:class:`~pyrogen.infer.ReplicaExchange` runs. With a **base** (``base_bias`` :math:`b_A`,
+e.g. :func:`pyrogen.rbm.base_rate_bias` of the training data) the path runs instead from
+the independent-units model :math:`p_{base}(v) \propto e^{b_A^\top v}` (or
+:math:`\mathcal N(b_A, \sigma^2 I)`) to the RBM, as AIS's does:
+:math:`P_\beta(v, h) \propto p_{base}(v)^{1-\beta} e^{-\beta E(v, h)}`, with visible logits
+:math:`(1-\beta) b_A + \beta (b + a + W h)`. Its hot end keeps the data's pixel base rates
+instead of uniform noise, so the temperatures of a trained model overlap far better. The
+sweep itself, tempered or not, is :func:`pyrogen.rbm.functional.gibbs_sweep`; this module
+adds the evidence, the transition density and the Pyro kernel.
 
 **Evidence.** Gibbs stays exact for evidence that factorises over visible units. For
 Bernoulli units this is any per-unit likelihood :math:`p(y_i \mid v_i)`: it multiplies the
@@ -57,6 +63,7 @@ __all__ = [
     "visible_statistic",
     "log_transition_prob",
     "joint_log_density",
+    "base_log_density",
 ]
 
 
@@ -98,18 +105,35 @@ def joint_log_density(c: Conditionals, state: BlockGibbsState) -> torch.Tensor:
     return interaction + hidden_term + v @ finite
 
 
+def base_log_density(
+    c: Conditionals, visible: torch.Tensor, base_bias: torch.Tensor
+) -> torch.Tensor:
+    r"""Unnormalised :math:`\log p_{base}(v)` of the tempering base with bias ``base_bias``
+    :math:`b_A` ``(n_visible,)``: :math:`b_A^\top v` (Bernoulli units) or
+    :math:`-\lVert v - b_A\rVert^2 / 2\sigma^2` (Gaussian); shape ``(C,)``.
+
+    The tempered log density is :math:`\log p_{base}(v) + \beta\,\ell(v, h)` with
+    :math:`\ell` = :func:`joint_log_density` minus this: the part that
+    :class:`~pyrogen.infer.ReplicaExchange` swaps on."""
+    if c.gaussian:
+        return -0.5 * ((visible - base_bias) ** 2).sum(-1) / c.scale**2
+    return visible @ base_bias
+
+
 def block_gibbs_step(
     rbm: RBM | Conditionals,
     state: BlockGibbsState,
     generator: torch.Generator,
     visible_log_odds: torch.Tensor | None = None,
     beta: torch.Tensor | None = None,
+    base_bias: torch.Tensor | None = None,
 ) -> BlockGibbsState:
     """One sweep ``h ~ P(h | v)``, ``v ~ P(v | h)`` for every chain (pure: no autograd).
 
     ``beta`` ``(C,)``: each chain's inverse temperature (see the module docstring); ``None``
-    is 1, the RBM itself. The sweep is :func:`pyrogen.rbm.functional.gibbs_sweep` (without
-    a base); the old ``hidden`` does not enter.
+    is 1, the RBM itself. ``base_bias`` ``(n_visible,)``: the base of the tempered path
+    (module docstring; ``None``: the whole Boltzmann density tempered). The sweep is
+    :func:`pyrogen.rbm.functional.gibbs_sweep`; the old ``hidden`` does not enter.
 
     ``rbm`` may be given as its :func:`conditionals` (with the evidence already folded in,
     so ``visible_log_odds`` must then be None): a kernel builds them once per run, since at a
@@ -122,7 +146,10 @@ def block_gibbs_step(
         c = rbm
     else:
         c = conditionals(rbm, visible_log_odds)
-    v, h = functional.gibbs_sweep(c, state.visible, generator, 1.0 if beta is None else beta)
+    if beta is None:
+        v, h = functional.gibbs_sweep(c, state.visible, generator)
+    else:
+        v, h = functional.gibbs_sweep(c, state.visible, generator, beta, base_bias)
     return BlockGibbsState(v, h)
 
 
@@ -139,18 +166,25 @@ def log_transition_prob(
     new_state: BlockGibbsState,
     visible_log_odds: torch.Tensor | None = None,
     beta: torch.Tensor | float = 1.0,
+    base_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r""":math:`\log P(h' | v) + \log P(v' | h')` of the sweep from ``state`` to ``new_state``.
 
     Uses the conditionals of :func:`block_gibbs_step` at inverse temperature ``beta`` (a
-    number or ``(C,)``); shape ``(C,)``. The old ``hidden`` does not enter: the sweep starts
-    by redrawing it. For exact transition-matrix tests.
+    number or ``(C,)``) and tempering base ``base_bias``; shape ``(C,)``. The old ``hidden``
+    does not enter: the sweep starts by redrawing it. For exact transition-matrix tests.
     """
     beta = torch.as_tensor(beta, dtype=rbm.weight.dtype, device=rbm.weight.device)
     b = beta.unsqueeze(-1) if beta.dim() else beta
     with torch.no_grad():
         log_p = _bernoulli_log_prob(b * hidden_logits(rbm, state.visible), new_state.hidden)
         stat = visible_statistic(rbm, new_state.hidden, visible_log_odds)
+        if base_bias is not None:
+            mean = b * stat + (1 - b) * base_bias
+            if rbm.is_gaussian:
+                normal = torch.distributions.Normal(mean, rbm.sigma)
+                return log_p + normal.log_prob(new_state.visible).sum(-1)
+            return log_p + _bernoulli_log_prob(mean, new_state.visible)
         if rbm.is_gaussian:
             normal = torch.distributions.Normal(stat, rbm.sigma / b.sqrt())
             return log_p + normal.log_prob(new_state.visible).sum(-1)
@@ -172,6 +206,10 @@ class BlockGibbs(ChainKernel):
             ``(n_visible,)``: the target becomes :math:`P(v, h) e^{a^\top v}` (see the module
             docstring for how to write a per-unit likelihood or clamping this way).
         name, hidden_name: site names, as in :meth:`RBM.model` / :meth:`RBM.joint_model`.
+        base_bias: optional bias :math:`b_A` ``(n_visible,)`` of the base that tempering runs
+            from (module docstring; :func:`pyrogen.rbm.base_rate_bias` of the training data
+            is the usual choice). Only tempered chains (:class:`~pyrogen.infer.ReplicaExchange`)
+            see it: at :math:`\beta = 1` the kernel is the same with or without it.
         model: deprecated name of ``target`` (a ``DeprecationWarning``); ``kernel.model``
             is the Pyro model, a callable.
 
@@ -196,6 +234,7 @@ class BlockGibbs(ChainKernel):
         visible_log_odds: torch.Tensor | None = None,
         name: str = "v",
         hidden_name: str = "h",
+        base_bias: torch.Tensor | None = None,
         model: Literal["joint", "marginal"] | None = None,
     ) -> None:
         if not isinstance(rbm, RBM):
@@ -236,6 +275,13 @@ class BlockGibbs(ChainKernel):
                 raise ValueError("visible_log_odds contains NaN (use +-inf to clamp units)")
             visible_log_odds = visible_log_odds.to(rbm.weight.dtype)
         self.visible_log_odds = visible_log_odds
+        if base_bias is not None:
+            check_tensor(base_bias, "base_bias", ndim=1, last_dim=rbm.n_visible)
+            if not bool(torch.isfinite(base_bias).all()):
+                raise ValueError("base_bias must be finite")
+            base_bias = base_bias.detach().to(dtype=rbm.weight.dtype, device=rbm.weight.device)
+        #: ``None`` or the bias :math:`b_A` ``(n_visible,)`` of the tempering base.
+        self.base_bias = base_bias
         self._conditionals: Conditionals | None = None
         # info["accept_prob"] of every sweep (Gibbs always moves), built by init_chains:
         # a fresh torch.ones per step costs ~15-20% of a 1-4 chain sweep (measured, CPU).
@@ -325,7 +371,7 @@ class BlockGibbs(ChainKernel):
         c = self._conditionals
         if c is None:  # chains built by hand rather than by init_chains
             c = self._conditionals = conditionals(self.rbm, self.visible_log_odds)
-        new = block_gibbs_step(c, state, generator, beta=self.beta)
+        new = block_gibbs_step(c, state, generator, beta=self.beta, base_bias=self.base_bias)
         return new, {"accept_prob": self._ones(new.visible)}
 
     def _ones(self, visible: torch.Tensor) -> torch.Tensor:
@@ -335,6 +381,19 @@ class BlockGibbs(ChainKernel):
             ones = torch.ones(visible.shape[0], dtype=self.rbm.weight.dtype, device=visible.device)
             self._accept_ones = ones
         return ones
+
+    def tempered_log_likelihood(self, state: BlockGibbsState) -> torch.Tensor:
+        r"""The part :math:`\ell(v, h)` of each chain's log density that an inverse
+        temperature multiplies, shape ``(C,)``: :math:`\log P_\beta = \log p_{base}(v) +
+        \beta\,\ell + \text{const}`, so :math:`\ell = -E(v, h) + a^\top v` without a base
+        and that minus :func:`base_log_density` with one (module docstring)."""
+        c = self._conditionals
+        if c is None:
+            c = self._conditionals = conditionals(self.rbm, self.visible_log_odds)
+        out = joint_log_density(c, state)
+        if self.base_bias is not None:
+            out = out - base_log_density(c, state.visible, self.base_bias)
+        return out
 
     @property
     def model_kind(self) -> str:

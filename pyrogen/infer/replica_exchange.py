@@ -12,8 +12,12 @@ the tempered targets :math:`\pi_{\beta}(x) \propto p_{\text{prior}}(x)\, L(x)^{\
   :math:`\beta` and its base distribution kept;
 * the **RBM** of :class:`~pyrogen.infer.BlockGibbs` has no separate prior: its whole
   Boltzmann density is tempered, :math:`\pi_\beta(v, h) \propto e^{-\beta E(v, h)}`
-  (visible evidence included), i.e. block Gibbs with :math:`\beta W, \beta b, \beta c`.
-  The swaps below use the joint energy of the chains' ``(v, h)``, also for
+  (visible evidence included), i.e. block Gibbs with :math:`\beta W, \beta b, \beta c`;
+  or, given ``BlockGibbs(rbm, base_bias=b_A)``, the path from independent units with the
+  data's base rates, :math:`\pi_\beta \propto p_{base}(v)^{1-\beta} e^{-\beta E(v, h)}`,
+  whose hot replicas look like blurred data rather than noise (the better ladder for a
+  trained model: :mod:`pyrogen.infer.block_gibbs`). The swaps below use the joint energy
+  of the chains' ``(v, h)`` (minus the base's log density), also for
   ``target="marginal"``, whose sweep leaves :math:`\sum_h e^{-\beta E(v, h)}` invariant.
 
 :math:`\log L` is the untempered "tempered part" of the log density. The ``R + 1``
@@ -70,7 +74,7 @@ import torch
 from pyrogen._validation import check_choice, check_positive_int
 from pyrogen.infer.adaptation import DualAveragingState
 from pyrogen.infer.base import ChainKernel
-from pyrogen.infer.block_gibbs import BlockGibbs, BlockGibbsState, conditionals, joint_log_density
+from pyrogen.infer.block_gibbs import BlockGibbs, BlockGibbsState
 from pyrogen.infer.discrete_gibbs import DiscreteGibbs
 from pyrogen.infer.discrete_langevin import DiscreteLangevin
 from pyrogen.infer.locally_balanced import _InformedKernel
@@ -282,9 +286,7 @@ class _RBMTempering(_Tempering):
             self.kernel.beta = previous
 
     def log_likelihood(self, state: BlockGibbsState) -> torch.Tensor:
-        kernel = self.kernel
-        c = kernel._conditionals or conditionals(kernel.rbm, kernel.visible_log_odds)
-        return joint_log_density(c, state)
+        return self.kernel.tempered_log_likelihood(state)
 
 
 def _tempering(kernel: Any) -> _Tempering:

@@ -382,6 +382,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         _order("infer_tempered_mala", rest=False),
     ),
     Mutation(
+        "rbm_tempering_base_left_in_swap",
+        "RBM replica exchange with a base: swaps on the whole log density, base included",
+        "infer/block_gibbs.py",
+        "out = out - base_log_density(c, state.visible, self.base_bias)",
+        "out = out + 0.0 * base_log_density(c, state.visible, self.base_bias)",
+        ("tests/test_infer_replica_exchange.py::test_block_gibbs_replica_exchange_is_invariant",),
+    ),
+    Mutation(
+        "rbm_tempering_base_dropped_in_sweep",
+        "tempered BlockGibbs sweep ignores its base (draws the base-free tempered conditionals)",
+        "infer/block_gibbs.py",
+        "v, h = functional.gibbs_sweep(c, state.visible, generator, beta, base_bias)",
+        "v, h = functional.gibbs_sweep(c, state.visible, generator, beta)",
+        ("tests/test_infer_replica_exchange.py::test_block_gibbs_replica_exchange_is_invariant",),
+    ),
+    Mutation(
         "pt_pcd_energy_sign",
         "PT-PCD exchange with the energy's sign flipped",
         "rbm/parallel_tempering.py",
