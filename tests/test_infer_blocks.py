@@ -257,6 +257,29 @@ def test_plates_are_blocked_only_when_independent():
     assert plan == GibbsPlan((), (), plan.singles) and plan.singles.numel() == 4
 
 
+def test_plate_check_allows_float32_rounding_at_large_log_joints():
+    # A float32 mixture with 300 points far from the components: the full log joint is
+    # ~1e5, so the single-site conditionals carry rounding errors far above 1e-4 in log
+    # space. The plate is still conditionally independent and must be blocked, silently.
+    y = torch.linspace(-40.0, 40.0, 300)
+
+    def far_mixture(y):
+        loc = pyro.sample("loc", dist.Normal(torch.zeros(3), 10.0).to_event(1))
+        with pyro.plate("data", len(y)):
+            z = pyro.sample("z", dist.Categorical(torch.ones(3) / 3))
+            pyro.sample("obs", dist.Normal(loc[z], 0.05), obs=y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kernel = GibbsWithinHMC(NUTS(far_mixture))
+        kernel.setup(0, y)
+    assert [b.site for b in kernel.plan.plate] == ["z"] and kernel.plan.singles.numel() == 0
+    kernel.cleanup()
+    with pytest.warns(UserWarning, match="not conditionally independent"):
+        plan = DiscreteGibbs(mixed_by_indexing, model_args=(Y.float(),)).plan
+    assert not plan.plate
+
+
 def test_colouring_is_checked():
     with pytest.raises(ValueError, match="interact"):
         _ = DiscreteGibbs(ising_model, blocks={"x": torch.tensor([0, 0, 1, 1, 0, 1])}).plan
