@@ -377,8 +377,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tempered_mala_stale_gradient",
         "replica-exchange MALA: reverse proposal density with the gradient at the old point",
         "infer/tempered_mala.py",
-        "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad_new) ** 2)",
-        "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad) ** 2)",
+        "log_q_backward = -((z - proposed - drift * grad_new) ** 2 / scale).sum(-1)",
+        "log_q_backward = -((z - proposed - drift * grad) ** 2 / scale).sum(-1)",
+        _order("infer_tempered_mala", rest=False),
+    ),
+    Mutation(
+        "tempered_mala_backward_unpreconditioned",
+        "preconditioned MALA: reverse proposal density drifts without the inverse mass matrix",
+        "infer/tempered_mala.py",
+        "log_q_backward = -((z - proposed - drift * grad_new) ** 2 / scale).sum(-1)",
+        "log_q_backward = -((z - proposed - 0.5 * eps**2 * grad_new) ** 2 / scale).sum(-1)",
         _order("infer_tempered_mala", rest=False),
     ),
     Mutation(
