@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 
@@ -22,6 +23,8 @@ __all__ = [
     "check_tensor",
     "check_choice",
 ]
+
+_T = TypeVar("_T")
 
 
 def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
@@ -61,11 +64,12 @@ def check_probability(value: object, name: str) -> float:
     return value
 
 
-def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value  # type: ignore[return-value]
+def check_choice(value: object, name: str, choices: Sequence[_T]) -> _T:
+    """Return the entry of ``choices`` equal to ``value`` (typed as the choices are)."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
 def check_tensor(

@@ -57,7 +57,9 @@ class DualAveragingState(NamedTuple):
     log_step_size_avg: torch.Tensor  # log eps-bar_t: used after warmup
     error_avg: torch.Tensor  # H-bar_t: running mean of (target - accept_prob)
     mu: torch.Tensor  # log(10 eps_0)
-    count: int  # t, number of updates so far (shared by all chains)
+    # t, number of updates so far (shared by all chains). The public field shadows
+    # tuple.count, which mypy reports as an incompatible override.
+    count: int  # type: ignore[assignment]
 
 
 def adaptation_steps(warmup_steps: int) -> int:

@@ -205,7 +205,7 @@ class ChainKernel(MCMCKernel):
 
     def sample(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One transition of the chain; ``params`` is ignored (the kernel keeps its state)."""
-        if self._state is None:
+        if self._state is None or self._generator is None:
             raise RuntimeError("call setup() (pyro.infer.MCMC does) before sample()")
         warmup = self._t < self._warmup_steps
         # Adaptation stops before warm-up ends (pyrogen.infer.adaptation.adaptation_steps).
@@ -213,7 +213,7 @@ class ChainKernel(MCMCKernel):
         self._state, info = self.step_chains(
             self._state,
             generator=self._generator,
-            warmup=adapt,  # type: ignore[arg-type]
+            warmup=adapt,
         )
         self._t += 1
         self._last_info = info

@@ -295,6 +295,7 @@ class BlockGibbs(ChainKernel):
 
     def _pyro_model(self) -> Any:
         """The Pyro model this kernel samples (the RBM's model plus the evidence factor)."""
+        out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # v, or (v, h) for "joint"
         if self.target_kind == "joint":
             out = self.rbm.joint_model(name=self.name, hidden_name=self.hidden_name)
             v = out[0]
@@ -333,7 +334,7 @@ class BlockGibbs(ChainKernel):
         check_positive_int(num_chains, "num_chains")
         rbm = self.rbm
         shape = (num_chains, rbm.n_visible)
-        kw = {"dtype": rbm.weight.dtype, "device": self.device}
+        dtype, device = rbm.weight.dtype, self.device
         initial_params = dict(initial_params or {})
         unknown = set(initial_params) - {self.name, self.hidden_name}
         if unknown:
@@ -348,18 +349,20 @@ class BlockGibbs(ChainKernel):
                     f"initial_params[{self.name!r}] must have shape {shape} or {shape[1:]}, "
                     f"got {tuple(v.shape)}"
                 )
-            v = v.detach().to(**kw).expand(shape).clone()
+            v = v.detach().to(dtype=dtype, device=device).expand(shape).clone()
         elif rbm.is_gaussian:
-            noise = torch.randn(shape, generator=generator, **kw)
+            noise = torch.randn(shape, generator=generator, dtype=dtype, device=device)
             v = rbm.visible_bias.detach() + rbm.sigma * noise
         else:
-            v = torch.bernoulli(torch.full(shape, 0.5, **kw), generator=generator)
+            v = torch.bernoulli(
+                torch.full(shape, 0.5, dtype=dtype, device=device), generator=generator
+            )
         if self.visible_log_odds is not None:  # clamped units start at their clamped value
             a = self.visible_log_odds
             v = torch.where(a == torch.inf, 1.0, torch.where(a == -torch.inf, 0.0, v))
         # Read once per run: every sweep of these chains uses the same detached tensors.
         self._conditionals = conditionals(rbm, self.visible_log_odds)
-        self._accept_ones = torch.ones(num_chains, **kw)
+        self._accept_ones = torch.ones(num_chains, dtype=dtype, device=device)
         beta = 1.0 if self.beta is None else self.beta
         h = functional.sample_hidden(self._conditionals, v, generator, beta)
         return BlockGibbsState(v, h)

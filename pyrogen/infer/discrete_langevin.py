@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 
@@ -193,6 +193,8 @@ class DiscreteLangevin(ChainKernel):
         (4, 40, 8)
     """
 
+    model: Callable[..., Any]  # set in __init__ (ChainKernel declares it optional)
+
     def __init__(
         self,
         model: Callable[..., Any],
@@ -236,7 +238,7 @@ class DiscreteLangevin(ChainKernel):
         """The model as a batched target."""
         if self._target is None:
             self._prepare(self.model_args, self.model_kwargs)
-        return self._target  # type: ignore[return-value]
+        return cast(PyroTarget, self._target)  # _prepare set it
 
     @property
     def device(self) -> torch.device:
@@ -261,17 +263,18 @@ class DiscreteLangevin(ChainKernel):
             target.initial_from_values(initial_params, num_chains)[0] if initial_params else None
         )
         discrete = initial_discrete_state(target, num_chains, self.log_joint_fn, generator, given)
-        return langevin_init(discrete, self._ratio_fn, self.step_size)  # type: ignore[arg-type]
+        ratio_fn = cast(GradientRatios, self._ratio_fn)  # set by _prepare (self.target)
+        return langevin_init(discrete, ratio_fn, self.step_size)
 
     def step_chains(
         self, state: LangevinState, *, generator: torch.Generator, warmup: bool = False
     ) -> tuple[LangevinState, dict[str, torch.Tensor]]:
-        _ = self.target
+        _ = self.target  # builds the two below on first use
         return langevin_step(
             generator,
             state,
-            self._ratio_fn,  # type: ignore[arg-type]
-            self._distances,  # type: ignore[arg-type]
+            cast(GradientRatios, self._ratio_fn),
+            cast(torch.Tensor, self._distances),
             self.adjusted,
             self.target_accept,
             warmup,

@@ -117,7 +117,9 @@ class _GibbsPotential:
         log_joint = trace.log_prob_sum()
         for name, t in self.transforms.items():
             log_joint = log_joint - t.log_abs_det_jacobian(constrained[name], params[name]).sum()
-        return -log_joint
+        # Pyro types log_prob_sum() as Tensor | float (0.0 for a trace without sites); the
+        # model has latent sites here, so it is a tensor.
+        return -log_joint  # type: ignore[return-value]
 
     def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.jit or not params:

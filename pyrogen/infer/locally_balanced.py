@@ -25,7 +25,7 @@ evaluations in batches for exact ratios.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +131,7 @@ class _InformedKernel(ChainKernel):
     """The Pyro adapter shared by the two kernels of this module."""
 
     name = "LocallyBalanced"
+    model: Callable[..., Any]  # set in __init__ (ChainKernel declares it optional)
 
     def __init__(
         self,
@@ -164,13 +165,13 @@ class _InformedKernel(ChainKernel):
         """The model as a batched target."""
         if self._target is None:
             self._prepare(self.model_args, self.model_kwargs)
-        return self._target  # type: ignore[return-value]
+        return cast(PyroTarget, self._target)  # _prepare set it
 
     @property
     def ratio_fn(self) -> RatioFn:
         """The neighbour log-ratio estimator the proposal uses."""
         _ = self.target
-        return self._ratio_fn  # type: ignore[return-value]
+        return cast(RatioFn, self._ratio_fn)  # _prepare set it
 
     @property
     def device(self) -> torch.device:

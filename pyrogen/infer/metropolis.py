@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
 
@@ -300,6 +300,8 @@ class MetropolisHastings(ChainKernel):
         torch.Size([100])
     """
 
+    model: Callable[..., Any]  # set in __init__ (ChainKernel declares it optional)
+
     def __init__(
         self,
         model: Callable[..., Any],
@@ -328,7 +330,9 @@ class MetropolisHastings(ChainKernel):
             raise TypeError(f"adapt_step_size must be a bool, got {type(adapt_step_size).__name__}")
         self.adapt_step_size = adapt_step_size and not callable(proposal)
         if target_accept is None:
-            target_accept = TARGET_ACCEPT.get(self.proposal, 0.234)  # type: ignore[arg-type]
+            target_accept = (
+                TARGET_ACCEPT.get(self.proposal, 0.234) if isinstance(self.proposal, str) else 0.234
+            )
         target_accept = check_positive_float(target_accept, "target_accept")
         if target_accept >= 1:
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept}")
@@ -345,7 +349,7 @@ class MetropolisHastings(ChainKernel):
         """The model as a batched target (see :class:`~pyrogen.infer.DiscreteGibbs`)."""
         if self._target is None:
             self._prepare(self.model_args, self.model_kwargs)
-        return self._target  # type: ignore[return-value]
+        return cast(PyroTarget, self._target)  # _prepare set it
 
     def _prepare(self, model_args: tuple[Any, ...], model_kwargs: dict[str, Any]) -> None:
         target = PyroTarget(self.model, model_args, model_kwargs)
@@ -365,7 +369,7 @@ class MetropolisHastings(ChainKernel):
             flip_move = _flip_move_before_mala if gradient else _flip_move
             moves.append(partial(flip_move, target.cardinalities))
         if target.num_continuous:
-            block = _CONTINUOUS_BLOCKS[self.proposal]  # type: ignore[index]
+            block = _CONTINUOUS_BLOCKS[cast(str, self.proposal)]  # a name: no user proposal
             moves.append(partial(_adapted_move, block, self.adapt_step_size, self.target_accept))
         self._step = partial(_moves_step, tuple(moves))
 
@@ -433,15 +437,18 @@ class MetropolisHastings(ChainKernel):
         return self._step(self, state, generator, warmup)
 
     def _flat_user_proposal(
-        self, position: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor], Any, Any]:
+        self, position: user_proposal.Position, generator: torch.Generator
+    ) -> tuple[user_proposal.Position, torch.Tensor | float, torch.Tensor | float]:
         """The user's proposal on site values, seen from the flat coordinates
         ``(discrete (C, D), continuous (C, D_c))`` of :func:`pyrogen.infer.user_proposal.step`."""
         target = self.target
         discrete, continuous = position
         num_chains = discrete.shape[0]
         values = self._values(discrete, continuous)
-        out = self._user_proposal(values, generator)  # type: ignore[misc]
+        proposal = self._user_proposal
+        if proposal is None:  # _user_step is the step only with a user proposal
+            raise RuntimeError("MetropolisHastings has no user proposal to call")
+        out = proposal(values, generator)
         new_values, log_q_forward, log_q_backward = user_proposal.check_proposal_output(
             out, set(values), num_chains
         )

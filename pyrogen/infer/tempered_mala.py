@@ -244,14 +244,14 @@ def replica_exchange_mala(
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     if not isinstance(precondition, bool):
         raise TypeError(f"precondition must be a bool, got {type(precondition).__name__}")
-    like = {"dtype": initial.dtype, "device": initial.device}
+    dtype, device = initial.dtype, initial.device
     if isinstance(betas, int) and not isinstance(betas, bool):
         check_positive_int(betas, "betas")
         if not min_beta < 1:
             raise ValueError(f"min_beta must be in (0, 1), got {min_beta}")
-        ladder = geometric_ladder(betas, min_beta, **like)
+        ladder = geometric_ladder(betas, min_beta, dtype=dtype, device=device)
     elif isinstance(betas, torch.Tensor) and betas.dim() == 1 and betas.numel() >= 1:
-        ladder = betas.to(**like)
+        ladder = betas.to(dtype=dtype, device=device)
         if ladder[0] != 1 or not bool((ladder > 0).all()) or not bool((ladder.diff() < 0).all()):
             raise ValueError(
                 f"betas must decrease strictly from 1 and stay positive, got {betas.tolist()}"
@@ -262,18 +262,20 @@ def replica_exchange_mala(
     num_slots, (batch, _) = ladder.numel(), initial.shape
     z = initial.detach().unsqueeze(0).expand(num_slots, *initial.shape).clone()
     e = _evaluate(log_prior, log_likelihood, z)
-    adaptation = dual_averaging_init(torch.full((num_slots * batch,), initial_step_size, **like))
+    adaptation = dual_averaging_init(
+        torch.full((num_slots * batch,), initial_step_size, dtype=dtype, device=device)
+    )
     labels = torch.arange(num_slots, device=initial.device).unsqueeze(-1).expand(-1, batch)
     direction = torch.full((num_slots, batch), -1, dtype=torch.long, device=initial.device)
     direction[0] = 0
     round_trips = torch.zeros(batch, dtype=torch.long, device=initial.device)
     adapting = adaptation_steps(warmup_steps)
     round_length, round_step = FIRST_ROUND_LENGTH, 0
-    rejection_sum = torch.zeros(num_slots - 1, **like)
-    attempts = torch.zeros(num_slots - 1, **like)
-    draws, accept_sum = [], torch.zeros(batch, **like)
-    swap_sum = torch.zeros(num_slots - 1, **like)
-    swap_count = torch.zeros(num_slots - 1, **like)
+    rejection_sum = torch.zeros(num_slots - 1, dtype=dtype, device=device)
+    attempts = torch.zeros(num_slots - 1, dtype=dtype, device=device)
+    draws, accept_sum = [], torch.zeros(batch, dtype=dtype, device=device)
+    swap_sum = torch.zeros(num_slots - 1, dtype=dtype, device=device)
+    swap_count = torch.zeros(num_slots - 1, dtype=dtype, device=device)
     # The diagonal inverse mass matrix of every slot and its Welford sums over a window.
     inverse_mass = torch.ones_like(z)
     windows = metric_schedule(adapting) if precondition else ()
@@ -283,7 +285,7 @@ def replica_exchange_mala(
         # 1. MALA on every replica (preconditioned by the slot's inverse mass matrix)
         log_density, grad = _tempered(e, ladder)
         eps = step_size(adaptation, adapt).reshape(num_slots, batch, 1)
-        noise = torch.randn(z.shape, generator=generator, **like)
+        noise = torch.randn(z.shape, generator=generator, dtype=dtype, device=device)
         drift = 0.5 * eps**2 * inverse_mass
         proposed = z + drift * grad + eps * inverse_mass.sqrt() * noise
         e_new = _evaluate(log_prior, log_likelihood, proposed)
@@ -314,7 +316,7 @@ def replica_exchange_mala(
             e = _Evaluation(*(_gather(index, a) for a in e))
             labels, direction = _gather(index, labels), _gather(index, direction)
             direction, trips = update_round_trips(direction, round_trips)
-            attempted = pairs.to(like["dtype"])
+            attempted = pairs.to(dtype)
             if t >= warmup_steps:
                 round_trips = trips
                 swap_sum += (swap_prob * attempted).sum(-1)

@@ -129,9 +129,9 @@ def sample(
         )
 
     sharded = _dist.resolve_distributed(distributed)
-    total_chains, local_seed = num_chains, seed
+    total_chains = num_chains
     if sharded:  # this rank's block of chains, with its own seed (rank 0: the seed itself)
-        local_seed = seed = _dist.shared_seed(seed)
+        seed = _dist.shared_seed(seed)
         block = _dist.shard(num_chains)
         if block.size == 0:
             raise ValueError(
@@ -141,14 +141,18 @@ def sample(
         initial_params = _shard_initial_params(kernel, initial_params, block)
         num_chains, local_seed = block.size, _dist.shard_seed(seed, block.rank)
         progress = progress and _dist.is_main_process()
-    elif seed is None:  # from torch's global RNG, so pyro.set_rng_seed fixes it too
-        seed = local_seed = int(torch.randint(0, 2**62, (1,)).item())
+    else:
+        if seed is None:  # from torch's global RNG, so pyro.set_rng_seed fixes it too
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        local_seed = seed
     generator = torch.Generator(device=kernel_device).manual_seed(local_seed)
     num_draws = num_samples // thin
 
     start = time.perf_counter()
     with torch.no_grad():
-        state = kernel.init_chains(num_chains, generator=generator, initial_params=initial_params)
+        # The protocol takes a dict: a copy of the mapping (the kernels only read it).
+        params = None if initial_params is None else dict(initial_params)
+        state = kernel.init_chains(num_chains, generator=generator, initial_params=params)
         buffers = {  # (draw, chain, ...): each kept draw is one contiguous write
             name: torch.empty((num_draws, *value.shape), dtype=value.dtype, device=value.device)
             for name, value in kernel.chain_values(state).items()
@@ -175,7 +179,7 @@ def sample(
     num_chains = total_chains
     wall_time = time.perf_counter() - start
 
-    attrs = {"seed": seed, "interrupted": int(interrupted), "thin": thin}
+    attrs: dict[str, int | float] = {"seed": seed, "interrupted": int(interrupted), "thin": thin}
     attrs["warmup_steps"] = warmup_steps
     if sharded:
         attrs["num_processes"] = _dist.get_world_size()
