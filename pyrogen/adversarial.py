@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -91,9 +92,18 @@ def _check_clamp(clamp: object, x: torch.Tensor) -> tuple[float, float] | None:
     return low, high
 
 
+@overload
+def _check_inputs(
+    model: object, x: object, y: object, eps: object, y_required: Literal[True]
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor, float]: ...
+@overload
+def _check_inputs(
+    model: object, x: object, y: object, eps: object, y_required: bool = False
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None, float]: ...
 def _check_inputs(
     model: object, x: object, y: object, eps: object, y_required: bool = False
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None, float]:
+    """Checked ``(model, x, y, eps)``; with ``y_required`` the labels ``y`` are never None."""
     model = _check_model(model)
     x = check_tensor(x, "x")
     check_finite(x, "x")

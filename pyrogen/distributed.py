@@ -62,6 +62,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import Message
 from torch import nn
 
 from pyrogen.seeding import DRAWN_SEED_BOUND, check_seed, resolve_seed
@@ -252,14 +253,14 @@ def shard_seed(seed: int, index: int) -> int:
     Other blocks get 62 bits of a BLAKE2b hash of ``(seed, index)``: a function of those two
     numbers only (not of the world size), so a block's chains can be rerun on their own.
     """
-    seed = check_seed(seed)
-    if seed is None:
+    checked = check_seed(seed)
+    if checked is None:
         raise TypeError("seed must be an int, got None")
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise ValueError(f"index must be an int >= 0, got {index!r}")
     if index == 0:
-        return seed
-    digest = hashlib.blake2b(f"pyrogen:{seed}:{index}".encode(), digest_size=8).digest()
+        return checked
+    digest = hashlib.blake2b(f"pyrogen:{checked}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") % DRAWN_SEED_BOUND
 
 
@@ -368,15 +369,18 @@ class GlobalBatchNoise(Messenger):
         self.part = part
         self.plate = plate
 
-    def _process_message(self, msg: dict[str, Any]) -> None:
+    def _process_message(self, msg: Message) -> None:
         if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None:
             return
         frame = next((f for f in msg["cond_indep_stack"] if f.name == self.plate), None)
         if frame is None or frame.dim is None:
             return
         fn = msg["fn"]
+        if not isinstance(fn, torch.distributions.Distribution):
+            return
         base = fn.base_dist if isinstance(fn, torch.distributions.Independent) else fn
-        if type(base).rsample is not torch.distributions.Normal.rsample:
+        normal = torch.distributions.Normal
+        if not isinstance(base, normal) or type(base).rsample is not normal.rsample:
             return
         batch = list(fn.batch_shape)
         position = len(batch) + frame.dim

@@ -224,9 +224,9 @@ def _train_features(seed: int) -> DigitsFeatures:
 
 
 class _Logits(nn.Module):
-    """Adapter exposing ``DigitsFeatures.logits`` as ``forward`` for the classifier trainer."""
+    """Adapter exposing a feature map's ``logits`` as ``forward`` for the classifier trainer."""
 
-    def __init__(self, net: DigitsFeatures) -> None:
+    def __init__(self, net: DigitsFeatures | MnistFeatures) -> None:
         super().__init__()
         self.net = net
 
@@ -273,9 +273,10 @@ def digits_features(
         cache_dir: directory of the on-disk cache, or None for the in-process cache only.
         device: where the module lives (trained on the CPU, then moved).
     """
-    if seed is None:
+    checked = check_seed(seed)
+    if checked is None:
         raise TypeError("seed must be an int, got None (the features are cached per seed)")
-    seed = check_seed(seed)
+    seed = checked
     device = torch.device("cpu" if device is None else device)
     path = None
     if cache_dir is not None:
@@ -344,7 +345,7 @@ class MnistFeatures(nn.Module):
 
 
 def _check_labelled(images: object, labels: object, name: str, width: int) -> torch.Tensor:
-    check_tensor(images, name, ndim=2, last_dim=width)
+    images = check_tensor(images, name, ndim=2, last_dim=width)
     check_finite(images, name)
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
         raise TypeError(
@@ -413,9 +414,10 @@ def mnist_features(
             raise TypeError("held_out must be a pair (images, labels) or None")
         _check_labelled(held_out[0], held_out[1], "held_out[0]", MnistFeatures.in_dim)
     check_positive_int(epochs, "epochs")
-    seed = check_seed(seed)
-    if seed is None:
+    checked = check_seed(seed)
+    if checked is None:
         raise TypeError("seed must be an int, got None (the feature map must be reproducible)")
+    seed = checked
     device = images.device if device is None else torch.device(device)
     x, y = images.to(device, torch.float32), labels.to(device)
     binary = (x > 0.5).to(x.dtype)
@@ -537,7 +539,7 @@ def class_coverage(
     min_share = check_probability(min_share, "min_share")
     batch_size = check_positive_int(batch_size, "batch_size")
     predicted = []
-    num_classes = None
+    num_classes = 0  # set by the first batch: samples is not empty
     with torch.no_grad():
         for start in range(0, samples.shape[0], batch_size):
             batch = samples[start : start + batch_size]

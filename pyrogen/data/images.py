@@ -26,7 +26,7 @@ import os
 import struct
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ _MNIST5K_HINT = (
 )
 
 # IDX type codes (LeCun's format description): code -> (numpy dtype, bytes per entry).
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyro
@@ -205,7 +205,9 @@ def _log_likelihood(
             draw = {k: v[i] for k, v in flat.items()}
             trace = poutine.trace(poutine.condition(model, data=draw)).get_trace(*args, **kwargs)
             for n in observed:
-                per_site[n].append(trace.nodes[n]["fn"].log_prob(trace.nodes[n]["value"]))
+                site = trace.nodes[n]  # a traced sample site: a distribution and its value
+                fn = cast(dist.TorchDistribution, site["fn"])
+                per_site[n].append(fn.log_prob(cast(torch.Tensor, site["value"])))
         per_site = {n: torch.stack(v) for n, v in per_site.items()}
     return {
         n: as_numpy(v, n).reshape((num_chains, num_draws, *v.shape[1:]))

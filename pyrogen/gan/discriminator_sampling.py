@@ -142,9 +142,9 @@ def _balanced_losses(
 
 
 def _check_logits(x: object, name: str) -> torch.Tensor:
-    check_tensor(x, name, ndim=1)
-    check_finite(x, name)  # type: ignore[arg-type]
-    return x.detach().double()  # type: ignore[union-attr]
+    tensor = check_tensor(x, name, ndim=1)
+    check_finite(tensor, name)
+    return tensor.detach().double()
 
 
 def platt_scaling(
@@ -393,7 +393,8 @@ class IndependenceChains(NamedTuple):
         num_accepted: ``(C,)`` int64, accepted proposals per chain.
     """
 
-    index: torch.Tensor
+    # The public field shadows tuple.index, which mypy reports as an incompatible override.
+    index: torch.Tensor  # type: ignore[assignment]
     log_ratio: torch.Tensor
     num_accepted: torch.Tensor
 

@@ -137,6 +137,11 @@ def latent_posterior(
         check=False,  # checked below, for the quantity reported
         initial_params=dict(initial_params) if initial_params else None,
     )
+    if idata is None:  # in a process group sample() returns the gathered draws on rank 0 only
+        raise RuntimeError(
+            "latent_posterior got no draws on this rank: inside a torch.distributed group "
+            "only rank 0 receives the chains"
+        )
     if "z" not in idata.posterior:
         raise ValueError(
             f"model must have the latent site 'z'; its latent sites are {list(idata.posterior)}"

@@ -94,9 +94,9 @@ def game_value(
     Differentiable in ``d`` / ``logits``.
     """
     p_data, p_g = _check_pair(p_data, p_g, ("p_data", "p_g"))
-    if (d is None) == (logits is None):
-        raise ValueError("give exactly one of d (probabilities) and logits")
     if logits is not None:
+        if d is not None:
+            raise ValueError("give exactly one of d (probabilities) and logits")
         check_tensor(logits, "logits")
         if bool(torch.isnan(logits).any()):
             raise ValueError("logits contains NaN")
@@ -108,6 +108,8 @@ def game_value(
         real = torch.where(p_data > 0, p_data * F.logsigmoid(logits), zero)
         fake = torch.where(p_g > 0, p_g * F.logsigmoid(-logits), zero)
         return real.sum() + fake.sum()
+    if d is None:
+        raise ValueError("give exactly one of d (probabilities) and logits")
     check_tensor(d, "d")
     check_finite(d, "d")
     if d.shape != p_data.shape:

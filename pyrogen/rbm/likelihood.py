@@ -177,16 +177,32 @@ def log_likelihood_bounds(
         rbm.check_visible(train, "train")
     seed = resolve_seed(seed)
     base_data = test if train is None else train
-    schedule = {"num_chains": num_chains, "num_temperatures": num_temperatures, "betas": betas}
     # The estimators' own warnings (low ESS, below the floor) reappear in ``problems`` and in
     # the one warning below, so they are not emitted twice.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         tic = time.perf_counter()
-        forward = ais(rbm, data=base_data, seed=seed, progress=progress, **schedule)
+        forward = ais(
+            rbm,
+            data=base_data,
+            seed=seed,
+            progress=progress,
+            num_chains=num_chains,
+            num_temperatures=num_temperatures,
+            betas=betas,
+        )
         forward_seconds = time.perf_counter() - tic
         tic = time.perf_counter()
-        reverse = reverse_ais(rbm, test, train=train, seed=seed + 1, progress=progress, **schedule)
+        reverse = reverse_ais(
+            rbm,
+            test,
+            train=train,
+            seed=seed + 1,
+            progress=progress,
+            num_chains=num_chains,
+            num_temperatures=num_temperatures,
+            betas=betas,
+        )
         reverse_seconds = time.perf_counter() - tic
     # Each floor is a valid bound; their sets overlap (both hold train), so take the larger.
     floor = max(float(forward.log_z_floor), float(reverse.log_z_floor))

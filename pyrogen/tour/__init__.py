@@ -22,7 +22,7 @@ from pyrogen.data import DIGITS_SHAPE, ImageSplit
 from pyrogen.io import atomic_write_bytes
 from pyrogen.tour.config import TourConfig
 from pyrogen.tour.context import TourContext
-from pyrogen.tour.report import Report
+from pyrogen.tour.report import Estimate, Report
 
 __all__ = ["TourConfig", "run_tour"]
 
@@ -89,7 +89,8 @@ def _comparison(ctx: TourContext) -> None:
             likelihood, stderr, how = rbm["held_out_log_likelihood"], 0.0, "exact (enumerated)"
         else:
             bounds = rbm["log_likelihood_bounds"]
-            likelihood = log_likelihood_estimate(rbm, short=True).value
+            estimate = log_likelihood_estimate(rbm, short=True)  # a bracket: an Estimate
+            likelihood = estimate.value if isinstance(estimate, Estimate) else estimate
             stderr = max(bounds["lower_stderr"], bounds["upper_stderr"])
             how = (
                 f"AIS/reverse-AIS bracket ({ctx.config.ais_chains} runs x "
@@ -202,8 +203,12 @@ def run_tour(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     if data is None:
+        train, test, train_labels, test_labels = load_digits(seed=seed, return_labels=True)
         data = ImageSplit(
-            *load_digits(seed=seed, return_labels=True),
+            train,
+            test,
+            train_labels,
+            test_labels,
             image_shape=DIGITS_SHAPE,
             name="digits",
             description="scikit-learn's bundled digits",
@@ -231,7 +236,7 @@ def run_tour(
         test=data.test.to(device),
         train_labels=data.train_labels,
         test_labels=data.test_labels,
-        image_shape=tuple(data.image_shape),
+        image_shape=(height, width),
         data_name=data.name,
     )
     skipped = [] if digits else [name for name in stages if name in DIGITS_ONLY_STAGES]

@@ -118,9 +118,8 @@ def encode(
     _check_model(model, "model", None)
     from pyrogen.vae.ssvae import SSVAE
 
-    is_ssvae = isinstance(model, SSVAE)
     x = _check(x, "x", model.x_dim, model.dtype)
-    if is_ssvae:
+    if isinstance(model, SSVAE):
         if y is None:
             raise ValueError("encode(ssvae, x, y) needs the class y: q(z | x, y)")
         x = _with_onehot(x, _check_labels(y), model.num_classes)

@@ -79,7 +79,12 @@ from pyrogen.vae.model import VAE
 __all__ = ["InpaintResult", "inpaint", "marginal_impute", "hidden_log_likelihood"]
 
 #: The methods of :func:`inpaint` (module docstring).
-METHODS = ("replica_exchange", "mwg", "nuts", "pseudo_gibbs")
+METHODS: tuple[Literal["replica_exchange", "mwg", "nuts", "pseudo_gibbs"], ...] = (
+    "replica_exchange",
+    "mwg",
+    "nuts",
+    "pseudo_gibbs",
+)
 
 #: ``(num_samples, warmup_steps)`` of each method when not given. Replica exchange needs
 #: longer chains than the others take per draw to reach R-hat <= 1.01 (measured on 20 test
@@ -446,6 +451,7 @@ def inpaint(
     check_positive_int(num_chains, "num_chains")
     x, mask = _check_inputs(vae, x, mask)
     part = None
+    rank_seed = seed  # the seed of this rank's block of chains (replica exchange)
     if _dist.resolve_distributed(distributed):  # this rank's block of chains, one seed
         seed = _dist.shared_seed(seed)
         part = _dist.shard(num_chains)
@@ -454,6 +460,7 @@ def inpaint(
                 f"num_chains={num_chains} leaves rank {part.rank} of {part.world_size} "
                 "without a chain; run at least one chain per rank"
             )
+        rank_seed = _dist.shard_seed(seed, part.rank)
     generator = make_generator(seed, vae.device)
     tic = time.perf_counter()
     was_training = vae.training
@@ -464,7 +471,7 @@ def inpaint(
             run = _run_nuts(vae, x, mask, num_samples, warmup_steps, num_chains, generator, part)
         elif method == "replica_exchange":
             if part is not None:  # each rank its own block of chains, with its own stream
-                generator = make_generator(_dist.shard_seed(seed, part.rank), vae.device)
+                generator = make_generator(rank_seed, vae.device)
             run, exchange = _run_tempered(
                 vae, x, mask, num_samples, warmup_steps,
                 num_chains if part is None else part.size, generator, num_replicas,
