@@ -49,7 +49,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +108,10 @@ def conditionals(
         >>> c.weight_t.shape, float(c.visible_bias[0]), c.scale
         (torch.Size([2, 5]), 1.0, 1.0)
     """
-    weight, b, c = rbm.weight, rbm.visible_bias, rbm.hidden_bias
+    # Annotated as tensors: the detached copies are no longer nn.Parameters.
+    weight: torch.Tensor = rbm.weight
+    b: torch.Tensor = rbm.visible_bias
+    c: torch.Tensor = rbm.hidden_bias
     if detach:
         weight, b, c = weight.detach(), b.detach(), c.detach()
     if visible_log_odds is not None:
@@ -233,6 +236,10 @@ def _is_one(beta: float | torch.Tensor) -> bool:
     return not isinstance(beta, torch.Tensor) and beta == 1
 
 
+@overload
+def _column(beta: torch.Tensor) -> torch.Tensor: ...
+@overload
+def _column(beta: float) -> float: ...
 def _column(beta: float | torch.Tensor) -> float | torch.Tensor:
     """``beta`` against ``(..., units)``: a tensor of the batch shape gains a unit axis."""
     return beta.unsqueeze(-1) if isinstance(beta, torch.Tensor) else beta
