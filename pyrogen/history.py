@@ -14,8 +14,10 @@ class History:
     """Named per-epoch (or per-step) series, e.g. ``history["reconstruction_error"]``.
 
     ``record(epoch_time=..., loss=...)`` appends one value per name; a name first seen
-    later is padded with NaN so that every series lines up with ``epochs``. ``wall_time``
-    is the cumulative training time in seconds at the end of each record.
+    later is padded with NaN so that every series lines up with ``epochs``. The fits
+    record through :func:`pyrogen.training_loop.run_epochs`: ``epoch_time`` is the training
+    time of each record in seconds and the series ``wall_time`` its cumulative sum
+    (:attr:`wall_time` is the total); ``interrupted`` is set when Ctrl-C ended the run.
     """
 
     series: dict[str, list[float]] = field(default_factory=dict)
@@ -39,6 +41,12 @@ class History:
 
     def __len__(self) -> int:
         return self.length
+
+    @property
+    def wall_time(self) -> float:
+        """Total training time in seconds: the last ``wall_time`` record (0.0 before any)."""
+        column = self.series.get("wall_time")
+        return column[-1] if column else 0.0
 
     def last(self, name: str) -> float:
         """Most recent value of ``name``."""
