@@ -78,7 +78,7 @@ def make_rbm(
 ) -> RBM:
     """An RBM with weights and biases drawn from N(0, scale^2); parameters frozen."""
     generator = torch.Generator().manual_seed(seed)
-    rbm = RBM(n_visible, n_hidden, visible=visible)  # type: ignore[arg-type]
+    rbm = RBM(n_visible, n_hidden, likelihood=visible)  # type: ignore[arg-type]
     with torch.no_grad():
         for param in rbm.parameters():
             param.copy_(scale * torch.randn(param.shape, generator=generator))

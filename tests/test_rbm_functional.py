@@ -259,7 +259,7 @@ def test_rbm_sample_draws_the_model():
 
 
 def test_rbm_sample_gaussian_and_bad_arguments():
-    rbm = RBM(5, 3, visible="gaussian", sigma=0.5, seed=0)
+    rbm = RBM(5, 3, likelihood="gaussian", sigma=0.5, seed=0)
     draws = rbm.sample(7, torch.Generator().manual_seed(0), burn_in=3)
     assert draws.shape == (7, 5) and draws.dtype == torch.float32
     with pytest.raises(ValueError, match="n"):

@@ -87,7 +87,7 @@ def test_floor_is_a_lower_bound_and_exact_on_every_state():
     assert float(log_partition_floor(rbm, some, some[:3])) < exact
     assert float(log_partition_floor(rbm)) == -math.inf
     with pytest.raises(ValueError, match="Bernoulli"):
-        log_partition_floor(RBM(3, 2, visible="gaussian"), torch.zeros(2, 3))
+        log_partition_floor(RBM(3, 2, likelihood="gaussian"), torch.zeros(2, 3))
 
 
 def test_reverse_ais_is_exact_with_two_temperatures_from_exact_samples():
@@ -186,7 +186,7 @@ def test_bad_arguments_name_themselves():
     with pytest.raises(ValueError, match="max_width"):
         log_likelihood_bounds(rbm, v, max_width=-1.0)
     with pytest.raises(ValueError, match="Bernoulli"):
-        log_likelihood_bounds(RBM(8, 4, visible="gaussian"), v)
+        log_likelihood_bounds(RBM(8, 4, likelihood="gaussian"), v)
     with pytest.raises(ValueError, match="data"):
         reverse_ais(rbm, torch.zeros(8))
     with pytest.raises(ValueError, match="binar"):

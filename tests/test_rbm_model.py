@@ -13,7 +13,7 @@ from pyrogen.rbm.model import MAX_ENUMERATION_BITS
 
 def random_rbm(n_v, n_h, visible="bernoulli", sigma=1.0, scale=1.0, seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
-    rbm = RBM(n_v, n_h, visible=visible, sigma=sigma, dtype=dtype)
+    rbm = RBM(n_v, n_h, likelihood=visible, sigma=sigma, dtype=dtype)
     with torch.no_grad():
         rbm.weight.normal_(0.0, scale)
         rbm.visible_bias.normal_(0.0, scale)
@@ -100,7 +100,7 @@ def test_log_prob_normalises_binary():
 @pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
 def test_float32_and_float64_agree(visible):
     rbm64 = random_rbm(12, 8, visible, scale=0.5)
-    rbm32 = RBM(12, 8, visible=visible, dtype=torch.float32)
+    rbm32 = RBM(12, 8, likelihood=visible, dtype=torch.float32)
     rbm32.load_state_dict({k: v.float() for k, v in rbm64.state_dict().items()})
     v = torch.bernoulli(torch.full((20, 12), 0.4, dtype=torch.float64))
     torch.testing.assert_close(
@@ -174,9 +174,12 @@ def test_log_partition_refuses_huge_models():
         ({"n_visible": 0, "n_hidden": 3}, ValueError),
         ({"n_visible": 3, "n_hidden": -1}, ValueError),
         ({"n_visible": 3.0, "n_hidden": 2}, TypeError),
-        ({"n_visible": 3, "n_hidden": 2, "visible": "poisson"}, ValueError),
-        ({"n_visible": 3, "n_hidden": 2, "visible": "gaussian", "sigma": 0.0}, ValueError),
-        ({"n_visible": 3, "n_hidden": 2, "visible": "gaussian", "sigma": float("nan")}, ValueError),
+        ({"n_visible": 3, "n_hidden": 2, "likelihood": "poisson"}, ValueError),
+        ({"n_visible": 3, "n_hidden": 2, "likelihood": "gaussian", "sigma": 0.0}, ValueError),
+        (
+            {"n_visible": 3, "n_hidden": 2, "likelihood": "gaussian", "sigma": float("nan")},
+            ValueError,
+        ),
     ],
 )
 def test_bad_constructor_arguments(kwargs, error):
@@ -196,7 +199,7 @@ def test_bad_data_raises_naming_the_argument():
         rbm.free_energy(torch.zeros(0, 4))
     with pytest.raises(TypeError, match="floating"):
         rbm.free_energy(torch.zeros(3, 4, dtype=torch.int64))
-    gaussian = RBM(4, 2, visible="gaussian")
+    gaussian = RBM(4, 2, likelihood="gaussian")
     with pytest.raises(ValueError, match="NaN or infinite"):
         gaussian.hidden_probs(torch.tensor([[0.0, float("inf"), 0.0, 0.0]]))
     with pytest.raises(ValueError, match="h must be binary"):

@@ -85,6 +85,6 @@ def test_pt_validation():
     train, _ = load_digits()
     with pytest.raises(ValueError, match="num_temperatures"):
         fit(RBM(64, 4), train[:50], algorithm="pt", epochs=1, num_temperatures=1, progress=False)
-    gaussian = RBM(64, 4, visible="gaussian")
+    gaussian = RBM(64, 4, likelihood="gaussian")
     with pytest.raises(ValueError, match="Bernoulli"):
         fit(gaussian, train[:50], algorithm="pt", epochs=1, progress=False)

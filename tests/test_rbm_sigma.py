@@ -61,7 +61,7 @@ def gaussian_rbm(
     weight: torch.Tensor, visible_bias: torch.Tensor, hidden_bias: torch.Tensor, sigma: float
 ) -> RBM:
     with forked_global_rng(0):  # RBM() draws initial weights globally; they are replaced
-        rbm = RBM(*weight.shape, visible="gaussian", sigma=sigma, dtype=weight.dtype)
+        rbm = RBM(*weight.shape, likelihood="gaussian", sigma=sigma, dtype=weight.dtype)
     with torch.no_grad():
         rbm.weight.copy_(weight)
         rbm.visible_bias.copy_(visible_bias)
@@ -380,4 +380,4 @@ def test_784_visible_units_at_sigma_one_half():
 def test_sigma_must_be_one_positive_number(sigma, error):
     """Per-unit sigma (a tensor) is not supported: refused, not silently broadcast."""
     with pytest.raises(error, match="sigma"):
-        RBM(3, 2, visible="gaussian", sigma=sigma)
+        RBM(3, 2, likelihood="gaussian", sigma=sigma)

@@ -215,7 +215,7 @@ def test_extreme_weights_stay_finite():
 
 # ----------------------------------------------------------------- input validation
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="z_dim"):
+    with pytest.raises(ValueError, match="latent_dim"):
         VAE(6, 0)
     with pytest.raises(TypeError, match="x_dim"):
         VAE(6.0, 2)

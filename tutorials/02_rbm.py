@@ -403,7 +403,7 @@ print(f"exact held-out log-likelihood {exact_held_out:.3f} nats per image")
 
 # %%
 torch.manual_seed(0)
-g_rbm = RBM(16, 8, visible="gaussian", dtype=torch.float64)
+g_rbm = RBM(16, 8, likelihood="gaussian", dtype=torch.float64)
 with torch.no_grad():
     for parameter in g_rbm.parameters():
         parameter.normal_(0.0, 0.5)

@@ -152,6 +152,16 @@ class ImplicitModel(nn.Module):
             "custom_latent_dist": self.latent_dist is not None,
         }
 
+    @property
+    def device(self) -> torch.device:
+        """Device of the latent prior's buffers (and of the generator, once moved with it)."""
+        return self._latent_loc.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the latent draws (that of the generator, once moved with it)."""
+        return self._latent_loc.dtype
+
     def prior(self) -> dist.Distribution:
         """The latent distribution :math:`p(z)`, event shape ``(latent_dim,)``."""
         if self.latent_dist is not None:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyrogen._validation import check_tensor
-from pyrogen.gan.implicit import ImplicitModel
+from pyrogen.gan.implicit import ImplicitModel, module_dtype_device
 from pyrogen.io import load_state, save_module
 from pyrogen.networks import MLP
 
@@ -75,6 +75,31 @@ class GAN(nn.Module):
             ) from err
         finally:
             discriminator.train(was_training)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters (the discriminator's first, else the generator's)."""
+        return module_dtype_device(self.discriminator, self.generator)[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the parameters (the discriminator's first, else the generator's)."""
+        return module_dtype_device(self.discriminator, self.generator)[0]
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of the generator's latent :math:`z` (``gan.generator.latent_dim``)."""
+        return self.generator.latent_dim
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws :math:`x = G(z)`, :math:`z \\sim p(z)`, shape ``(n, out_dim)``.
+
+        :meth:`ImplicitModel.sample` of ``gan.generator``: ``generator`` (a
+        ``torch.Generator`` on the model's device, ``None``: torch's global one) drives the
+        latent draws; no gradients are tracked.
+        """
+        return self.generator.sample(n, generator)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Discriminator logits :math:`d(x)`, shape ``x.shape[:-1]`` (unchecked input)."""

@@ -131,7 +131,7 @@ def scaled_visible(rbm: RBM | Conditionals, v: torch.Tensor) -> torch.Tensor:
 
     Example:
         >>> from pyrogen.rbm import RBM
-        >>> scaled_visible(RBM(2, 1, visible="gaussian", sigma=2.0), torch.ones(2))
+        >>> scaled_visible(RBM(2, 1, likelihood="gaussian", sigma=2.0), torch.ones(2))
         tensor([0.5000, 0.5000])
     """
     c = _view(rbm, detach=False)
@@ -193,7 +193,7 @@ def visible_term(rbm: RBM | Conditionals, v: torch.Tensor) -> torch.Tensor:
 
     Example:
         >>> from pyrogen.rbm import RBM
-        >>> float(visible_term(RBM(2, 1, visible="gaussian"), torch.ones(2)))  # b = 0
+        >>> float(visible_term(RBM(2, 1, likelihood="gaussian"), torch.ones(2)))  # b = 0
         1.0
     """
     c = _view(rbm, detach=False)
@@ -334,7 +334,7 @@ def sample_visible(
 
     Example:
         >>> from pyrogen.rbm import RBM
-        >>> rbm = RBM(4, 3, visible="gaussian", sigma=0.5)
+        >>> rbm = RBM(4, 3, likelihood="gaussian", sigma=0.5)
         >>> sample_visible(rbm, torch.ones(2, 3), torch.Generator().manual_seed(0)).shape
         torch.Size([2, 4])
     """

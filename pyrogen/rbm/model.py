@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Literal
 
 import pyro
@@ -106,12 +107,16 @@ class RBM(nn.Module):
     Args:
         n_visible: number of visible units :math:`n_v`.
         n_hidden: number of hidden units :math:`n_h`.
-        visible: ``"bernoulli"`` (binary data) or ``"gaussian"`` (real data, fixed variance).
+        likelihood: the observation model of the visible units, ``"bernoulli"`` (binary
+            data) or ``"gaussian"`` (real data, fixed variance); the word of
+            :class:`~pyrogen.vae.VAE` and Pyro.
         sigma: standard deviation of Gaussian visible units (ignored for Bernoulli units).
         dtype, device: of the parameters; every method follows them.
         seed: seed of the initial weights (0.01 times standard normals; biases start at zero),
             drawn from a private ``torch.Generator``; ``None`` draws them from torch's global
             RNG, as ``torch.nn`` layers do.
+        visible: deprecated spelling of ``likelihood`` (a ``FutureWarning``); the attribute
+            ``rbm.visible`` stays as an alias of ``rbm.likelihood``.
 
     All methods take a leading batch dimension: ``v`` has shape ``(..., n_visible)`` and
     ``h`` shape ``(..., n_hidden)``; energies have the batch shape.
@@ -128,17 +133,30 @@ class RBM(nn.Module):
         self,
         n_visible: int,
         n_hidden: int,
-        visible: Literal["bernoulli", "gaussian"] = "bernoulli",
+        likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         sigma: float = 1.0,
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         seed: int | None = None,
+        visible: Literal["bernoulli", "gaussian"] | None = None,
     ) -> None:
         super().__init__()
         self.n_visible = check_positive_int(n_visible, "n_visible")
         self.n_hidden = check_positive_int(n_hidden, "n_hidden")
-        self.visible = check_choice(visible, "visible", ("bernoulli", "gaussian"))
+        if visible is not None:
+            if likelihood != "bernoulli" and likelihood != visible:
+                raise TypeError(
+                    "RBM got both likelihood= and its old name visible=; pass likelihood"
+                )
+            warnings.warn(
+                "RBM: visible= is deprecated and will be removed in the next release; "
+                "use likelihood=",
+                FutureWarning,
+                stacklevel=2,
+            )
+            likelihood = visible
+        self.likelihood = check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
         self.sigma = check_positive_float(sigma, "sigma")
         kw = {"dtype": dtype, "device": device}
         if seed is None:
@@ -155,19 +173,34 @@ class RBM(nn.Module):
     # ------------------------------------------------------------------ helpers
     @property
     def is_gaussian(self) -> bool:
-        return self.visible == "gaussian"
+        return self.likelihood == "gaussian"
+
+    @property
+    def visible(self) -> str:
+        """Old name of :attr:`likelihood` (kept as an alias)."""
+        return self.likelihood
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the parameters."""
+        return self.weight.dtype
 
     def config(self) -> dict[str, object]:
         """Constructor arguments (what :meth:`save` stores besides the weights)."""
         return {
             "n_visible": self.n_visible,
             "n_hidden": self.n_hidden,
-            "visible": self.visible,
+            "likelihood": self.likelihood,
             "sigma": self.sigma,
         }
 
     def extra_repr(self) -> str:
-        s = f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, visible={self.visible!r}"
+        s = f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, likelihood={self.likelihood!r}"
         return s + (f", sigma={self.sigma}" if self.is_gaussian else "")
 
     def check_visible(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
@@ -397,6 +430,8 @@ class RBM(nn.Module):
     def load(cls, path: str | os.PathLike[str], device: torch.device | str | None = None) -> RBM:
         """Load an RBM written by :meth:`save` (no unpickling: safetensors + JSON)."""
         config, state = load_state(path, "RBM")
+        if "visible" in config:  # files written before the rename to likelihood
+            config["likelihood"] = config.pop("visible")
         dtype = state["weight"].dtype
         rbm = cls(**config, dtype=dtype, device=device)  # type: ignore[arg-type]
         rbm.load_state_dict(state)

@@ -31,7 +31,7 @@ def gaussian_rbm(seed: int, device: torch.device, n_visible: int = 16, n_hidden:
     """The benchmark's target: weights and biases N(0, 0.5^2), unit variance, frozen."""
     generator = make_generator(seed)
     with forked_global_rng(seed):  # RBM() draws its (overwritten) initial weights globally
-        rbm = RBM(n_visible, n_hidden, visible="gaussian")
+        rbm = RBM(n_visible, n_hidden, likelihood="gaussian")
     with torch.no_grad():
         for param in rbm.parameters():
             param.copy_(0.5 * torch.randn(param.shape, generator=generator))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Literal
 
 import pyro
@@ -38,6 +39,7 @@ from pyrogen._validation import (
     check_positive_int,
     check_tensor,
 )
+from pyrogen.deprecation import renamed_argument
 from pyrogen.io import load_state, save_module
 from pyrogen.networks import MLP, check_hidden
 from pyrogen.vae import functional
@@ -50,15 +52,18 @@ class VAE(nn.Module):
 
     Args:
         x_dim: width :math:`d_x` of one (flattened) example.
-        z_dim: latent dimension :math:`d_z` (>= 1).
+        latent_dim: latent dimension :math:`d_z` (>= 1); the name of
+            :class:`~pyrogen.gan.ImplicitModel`'s.
         hidden: widths of the hidden layers of the encoder; the decoder mirrors them.
             ``()`` makes both maps linear (with ``likelihood="gaussian"``: probabilistic PCA).
         likelihood: ``"bernoulli"`` (binary data, logits decoder) or ``"gaussian"``.
         sigma: noise standard deviation of the Gaussian decoder; ``None`` learns it (one
             scalar). Must be ``None`` for the Bernoulli decoder.
         dtype, device: of the parameters; every method follows them.
+        z_dim: deprecated spelling of ``latent_dim`` (a ``FutureWarning``); the attribute
+            ``vae.z_dim`` stays as an alias of ``vae.latent_dim``.
 
-    Shapes: ``x`` is ``(..., x_dim)``, ``z`` is ``(..., z_dim)``.
+    Shapes: ``x`` is ``(..., x_dim)``, ``z`` is ``(..., latent_dim)``.
 
     The model registers the whole module with ``pyro.module("vae", self)``; as with any
     Pyro module, two VAEs used in one param store need ``pyro.clear_param_store()`` between
@@ -75,17 +80,21 @@ class VAE(nn.Module):
     def __init__(
         self,
         x_dim: int,
-        z_dim: int,
+        latent_dim: int | None = None,
         hidden: tuple[int, ...] = (256,),
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         sigma: float | None = None,
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        z_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.x_dim = check_positive_int(x_dim, "x_dim")
-        self.z_dim = check_positive_int(z_dim, "z_dim")
+        latent_dim = renamed_argument(latent_dim, z_dim, "latent_dim", "z_dim", "VAE")
+        if latent_dim is None:
+            raise TypeError("VAE needs latent_dim, the latent dimension (an int >= 1)")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.hidden = check_hidden(hidden)
         self.likelihood = check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
         if sigma is not None:
@@ -94,14 +103,14 @@ class VAE(nn.Module):
             sigma = check_positive_float(sigma, "sigma")
         self.sigma = sigma
         kw = {"dtype": dtype, "device": device}
-        # One encoder head of width 2 * z_dim (loc and raw scale) instead of two heads:
+        # One encoder head of width 2 * latent_dim (loc and raw scale) instead of two heads:
         # one matmul fewer per step, same function class. ReLU between the layers rather
         # than softplus: on CPU it is the cheaper kernel in both passes, and on the digits
         # benchmark it reaches the same or better held-out likelihood
         # (benchmarks/vae_digits.py).
-        self.encoder = MLP(self.x_dim, 2 * self.z_dim, self.hidden, activation="relu", **kw)
+        self.encoder = MLP(self.x_dim, 2 * self.latent_dim, self.hidden, activation="relu", **kw)
         self.decoder = MLP(
-            self.z_dim, self.x_dim, tuple(reversed(self.hidden)), activation="relu", **kw
+            self.latent_dim, self.x_dim, tuple(reversed(self.hidden)), activation="relu", **kw
         )
         if self.likelihood == "gaussian":
             log_sigma = torch.tensor(math.log(sigma) if sigma is not None else 0.0, **kw)
@@ -122,6 +131,11 @@ class VAE(nn.Module):
         return self.likelihood == "bernoulli"
 
     @property
+    def z_dim(self) -> int:
+        """Old name of :attr:`latent_dim` (kept as an alias)."""
+        return self.latent_dim
+
+    @property
     def device(self) -> torch.device:
         return self._zero.device
 
@@ -133,7 +147,7 @@ class VAE(nn.Module):
         """Constructor arguments (what :meth:`save` stores besides the weights)."""
         return {
             "x_dim": self.x_dim,
-            "z_dim": self.z_dim,
+            "latent_dim": self.latent_dim,
             "hidden": list(self.hidden),
             "likelihood": self.likelihood,
             "sigma": self.sigma,
@@ -141,7 +155,7 @@ class VAE(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
+            f"x_dim={self.x_dim}, latent_dim={self.latent_dim}, hidden={self.hidden}, "
             f"likelihood={self.likelihood!r}, sigma={self.sigma}"
         )
 
@@ -155,12 +169,12 @@ class VAE(nn.Module):
         return check_binary(x, name) if self.is_bernoulli else check_finite(x, name)
 
     def check_latent(self, z: object, name: str = "z") -> torch.Tensor:
-        z = check_tensor(z, name, last_dim=self.z_dim)
+        z = check_tensor(z, name, last_dim=self.latent_dim)
         return check_finite(z, name)
 
     # ------------------------------------------------------------------ public maths
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of :math:`q(z|x)`, each of shape ``(..., z_dim)``.
+        """Mean and standard deviation of :math:`q(z|x)`, each of shape ``(..., latent_dim)``.
 
         :func:`pyrogen.vae.functional.encode` after the data checks (binary or finite).
         """
@@ -172,15 +186,28 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, n: int, mean: bool = False, generator: torch.Generator | None = None
+        self, n: int, generator: torch.Generator | None = None, *, mean: bool = False
     ) -> torch.Tensor:
         """Draw ``n`` examples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x|z)`.
 
-        With ``mean=True`` the decoder mean :math:`E[x|z]` is returned instead of a draw
-        (grey-level images for the Bernoulli decoder). Shape ``(n, x_dim)``.
+        ``generator`` drives every draw (``None``: torch's global one), on the model's
+        device; the same generator state gives the same draws. With ``mean=True`` the
+        decoder mean :math:`E[x|z]` is returned instead of a draw (grey-level images for the
+        Bernoulli decoder). Shape ``(n, x_dim)``. ``sample(n, True)`` (``mean`` second, the
+        order of earlier releases) still works, with a ``FutureWarning``.
         """
         check_positive_int(n, "n")
-        z = torch.randn(n, self.z_dim, generator=generator, dtype=self.dtype, device=self.device)
+        if isinstance(generator, bool):
+            warnings.warn(
+                "VAE.sample(n, mean) is deprecated; pass mean=... as a keyword "
+                "(the second positional argument is now the generator)",
+                FutureWarning,
+                stacklevel=3,  # the no_grad wrapper, then the caller
+            )
+            generator, mean = None, generator
+        z = torch.randn(
+            n, self.latent_dim, generator=generator, dtype=self.dtype, device=self.device
+        )
         out = self.decoder(z)
         if mean:
             return functional.mean_output(self, out)
@@ -252,7 +279,7 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         r"""Pyro guide :math:`q_\phi(z|x)`: site ``"z"`` inside the same ``"data"`` plate.
 
-        Takes the model's arguments; ``x`` is required. Returns ``z``, shape ``(B, z_dim)``.
+        Takes the model's arguments; ``x`` is required. Returns ``z``, shape ``(B, latent_dim)``.
         """
         if self.register_params:
             pyro.module("vae", self)
@@ -274,6 +301,8 @@ class VAE(nn.Module):
     def load(cls, path: str | os.PathLike[str], device: torch.device | str | None = None) -> VAE:
         """Load a VAE written by :meth:`save` (no unpickling: safetensors + JSON)."""
         config, state = load_state(path, "VAE")
+        if "z_dim" in config:  # files written before the rename to latent_dim
+            config["latent_dim"] = config.pop("z_dim")
         dtype = next(iter(state.values())).dtype
         config["hidden"] = tuple(config["hidden"])
         vae = cls(**config, dtype=dtype, device=device)
