@@ -102,7 +102,13 @@ def train_pyrogen(
 
     torch.manual_seed(seed)
     history = fit(
-        rbm, train, algorithm=algorithm, epochs=epochs, seed=seed, progress=False, callback=snapshot
+        rbm,
+        train,
+        algorithm=algorithm,
+        epochs=epochs,
+        seed=seed,
+        progress=False,
+        step_callback=snapshot,
     )
     info = {
         "epoch_time": sum(history["epoch_time"]) / len(history),

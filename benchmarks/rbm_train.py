@@ -5,7 +5,7 @@ run; held-out log-likelihood is exact for 16 hidden units and estimated by AIS o
 the *same* AIS run (scikit-learn's weights are loaded into a pyrogen RBM). Reported per row:
 wall time per epoch, final and best held-out LL, and for pyrogen the training time until its
 held-out LL first reaches scikit-learn's final value (checked every few updates through
-``fit``'s callback, off the clock).
+``fit``'s step_callback, off the clock).
 
     python benchmarks/rbm_train.py            # hidden sizes 16, 64, 256
     python benchmarks/rbm_train.py --quick    # 16 and 64 only, fewer epochs
@@ -98,7 +98,7 @@ def pyrogen_row(
         validation=test,
         progress=False,
         ais_every=ais_every,
-        callback=watch,
+        step_callback=watch,
     )
     walls = history["wall_time"]
     final_ll, se = held_out_ll(rbm, test, train, seed)

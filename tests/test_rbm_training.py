@@ -61,7 +61,7 @@ def test_ais_matches_exact_log_partition_on_trained_digits_rbm(n_hidden, trained
 def test_ais_gaussian_and_uniform_base_match_exact():
     torch.manual_seed(0)
     for visible in ("bernoulli", "gaussian"):
-        rbm = RBM(10, 8, visible=visible, dtype=torch.float64)
+        rbm = RBM(10, 8, likelihood=visible, dtype=torch.float64)
         with torch.no_grad():
             rbm.weight.normal_(0, 0.3)
             rbm.visible_bias.normal_(0, 0.5)
@@ -139,13 +139,13 @@ def test_fit_gaussian_units_on_standardised_grey_digits():
     train, mean, std = standardize(grey)
     test = (grey_test - mean) / std
     torch.manual_seed(0)
-    rbm = RBM(64, 8, visible="gaussian")
+    rbm = RBM(64, 8, likelihood="gaussian")
     before = float(rbm.log_prob(test).detach().mean())
     history = fit(rbm, train, epochs=5, lr=0.05, seed=0, validation=test, progress=False)
     assert history["validation_log_likelihood"][-1] > before + 1.0
     assert "pseudo_log_likelihood" not in history
     with pytest.warns(UserWarning, match="standardised"):
-        fit(RBM(64, 2, visible="gaussian"), grey, epochs=1, progress=False)
+        fit(RBM(64, 2, likelihood="gaussian"), grey, epochs=1, progress=False)
 
 
 def test_fit_is_reproducible_with_a_seed(digits):
@@ -208,7 +208,7 @@ def test_callback_sees_every_update_and_can_stop_training(digits):
         return step == 20  # stop after the 20th update, inside the second epoch
 
     torch.manual_seed(0)
-    history = fit(RBM(64, 4), train[:1000], epochs=5, seed=0, progress=False, callback=watch)
+    history = fit(RBM(64, 4), train[:1000], epochs=5, seed=0, progress=False, step_callback=watch)
     # Default CD batch of 100: 10 updates per epoch, so training stops at the end of epoch 2.
     assert [c[0] for c in calls] == list(range(1, 21))
     walls = [c[1] for c in calls]
@@ -224,7 +224,7 @@ def test_per_algorithm_defaults_are_used(digits):
     for algorithm in ("cd", "pcd"):
         steps = []
         fit(RBM(64, 4), train[:200], algorithm=algorithm, epochs=1, seed=0, progress=False,
-            callback=lambda step, rbm, wall, steps=steps: steps.append(step))  # fmt: skip
+            step_callback=lambda step, rbm, wall, steps=steps: steps.append(step))  # fmt: skip
         seen[algorithm] = len(steps)
     assert seen == {"cd": 2, "pcd": 10}  # batches of 100 and of 20
 

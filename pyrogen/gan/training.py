@@ -18,13 +18,11 @@ confidently). For the optimal discriminator, :math:`V = -\log 4 + 2\,\mathrm{JSD
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from pyrogen import distributed as _dist
 from pyrogen._validation import (
@@ -39,6 +37,7 @@ from pyrogen.gan.implicit import ImplicitModel, module_dtype_device
 from pyrogen.gan.model import GAN
 from pyrogen.history import History
 from pyrogen.seeding import make_generator
+from pyrogen.training_loop import Callback, EpochResult, check_callback, keyword_only, run_epochs
 
 __all__ = ["fit"]
 
@@ -120,18 +119,36 @@ class _GeneratorStep(nn.Module):
         return g_loss * weight, g_loss
 
 
+@keyword_only(
+    "loss",
+    "d_steps",
+    "steps",
+    "epochs",
+    "lr",
+    "betas",
+    "batch_size",
+    "seed",
+    "progress",
+    "train_generator",
+    "record_every",
+    "r1_penalty",
+    "distributed",
+)
 def fit(
     gan: GAN,
     data: torch.Tensor,
+    *,
+    epochs: int | None = None,
+    batch_size: int = 128,
+    lr: float | tuple[float, float] = 2e-4,
+    seed: int | None = None,
+    validation: torch.Tensor | None = None,
+    progress: bool = True,
+    callback: Callback | None = None,
+    steps: int | None = None,
     loss: str = "nonsaturating",
     d_steps: int = 1,
-    steps: int | None = None,
-    epochs: int | None = None,
-    lr: float | tuple[float, float] = 2e-4,
     betas: tuple[float, float] = (0.5, 0.999),
-    batch_size: int = 128,
-    seed: int | None = None,
-    progress: bool = True,
     train_generator: bool = True,
     record_every: int | None = None,
     r1_penalty: float = 0.0,
@@ -143,21 +160,34 @@ def fit(
     fake batch, ascending :math:`\hat V`) followed by one generator update (see the module
     docstring for ``loss``). Give exactly one of ``steps`` or ``epochs``; an epoch is one
     pass of the discriminator over ``data`` (``len(data) // batch_size`` real batches).
+    ``gan`` and ``data`` are positional, everything else keyword-only (the old positional
+    form still works, with a ``FutureWarning``, until the next release).
 
     Args:
         gan: the model; trained in place.
         data: real samples, shape ``(n, out_dim)``, same dtype as the networks; moved to
             their device once.
-        loss: generator loss, ``"nonsaturating"`` (:math:`-\log D(G(z))`) or ``"minimax"``
-            (:math:`\log(1 - D(G(z)))`).
-        d_steps: discriminator updates per generator update.
-        lr: Adam learning rate, or a pair ``(discriminator, generator)``.
-        betas: Adam moment decays (``(0.5, 0.999)`` as in DCGAN, Radford et al. 2016).
+        epochs: passes of the discriminator over ``data`` (or give ``steps``).
         batch_size: real and fake samples per update (at most ``len(data)``).
+        lr: Adam learning rate, or a pair ``(discriminator, generator)``.
         seed: seeds the batch order and latent draws; the global RNG is left untouched.
             ``None``: a fresh seed drawn from torch's global generator
             (:mod:`pyrogen.seeding`).
-        progress: show a tqdm bar.
+        validation: held-out real samples, shape ``(m, out_dim)``; adds
+            ``validation_d_real``, the discriminator's mean :math:`D(x)` on them at each
+            record. Next to ``d_real`` (on the training batches) it shows the discriminator
+            memorising the training set: the two drift apart when :math:`D` overfits. It draws no
+            random numbers, so the training run is the same with or without it.
+        progress: show a tqdm bar (one tick per history record).
+        callback: ``callback(epoch, gan, history)`` after every history record (one per
+            epoch by default; ``epoch`` is the record's index from 0); ``True`` stops training
+            (:func:`pyrogen.training_loop.run_epochs`). Distributed, any rank's ``True``
+            stops them all.
+        steps: number of steps, instead of ``epochs``.
+        loss: generator loss, ``"nonsaturating"`` (:math:`-\log D(G(z))`) or ``"minimax"``
+            (:math:`\log(1 - D(G(z)))`).
+        d_steps: discriminator updates per generator update.
+        betas: Adam moment decays (``(0.5, 0.999)`` as in DCGAN, Radford et al. 2016).
         train_generator: ``False`` trains the discriminator alone (e.g. to calibrate it
             against a fixed generator before :func:`pyrogen.gan.discriminator_energy`).
         record_every: steps per history record; default one epoch, or ``steps // 100``.
@@ -193,8 +223,10 @@ def fit(
         :class:`pyrogen.history.History` with, averaged over each record's steps:
         ``discriminator_loss`` (:math:`-\hat V`), ``generator_loss`` (NaN when the generator is
         not trained), ``value`` (:math:`\hat V`, on the discriminator's batches before each
-        update), ``d_real`` and ``d_fake`` (mean :math:`D` on real / fake), plus ``step`` and
-        ``wall_time``. Ctrl-C stops training and returns the history so far with
+        update), ``d_real`` and ``d_fake`` (mean :math:`D` on real / fake), plus ``step``
+        (the last step of the record), ``epoch_time`` (training seconds of the record),
+        ``wall_time`` and, with ``validation``, ``validation_d_real``. Ctrl-C stops training
+        and returns the history so far (the part record included) with
         ``interrupted = True``.
 
     Example:
@@ -219,6 +251,15 @@ def fit(
     dtype, device = module_dtype_device(gan.discriminator, gan.generator)
     if data.dtype != dtype:
         raise TypeError(f"data has dtype {data.dtype} but the networks use {dtype}; convert it")
+    if validation is not None:
+        check_tensor(validation, "validation", ndim=2, last_dim=gan.generator.out_dim)
+        check_finite(validation, "validation")
+        if validation.dtype != dtype:
+            raise TypeError(
+                f"validation has dtype {validation.dtype} but the networks use {dtype}; convert it"
+            )
+        validation = validation.to(device)
+    callback = check_callback(callback)
     if (steps is None) == (epochs is None):
         raise ValueError(f"give exactly one of steps or epochs, got steps={steps}, epochs={epochs}")
     d_steps = check_positive_int(d_steps, "d_steps")
@@ -274,36 +315,36 @@ def fit(
         cursor += batch_size
         return batch
 
-    history = History()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # value, d_real, d_fake, g_loss
     counts = [0, 0]  # discriminator updates, generator updates in the current window
     modes = (gan.generator.training, gan.discriminator.training)
     gan.train()
-    start = time.perf_counter()
+    step = 0
 
-    def flush(step: int) -> None:
+    def flush() -> dict[str, float]:
+        """The window's means, then a fresh window."""
         nonlocal sums
         if sharded:  # each rank summed its share of every batch mean
             (sums,) = _dist.all_reduce_sum([sums])
         s = sums.tolist()
         k = max(counts[0], 1)
         g_loss = s[3] / counts[1] if counts[1] else math.nan
-        history.record(
-            step=step,
-            discriminator_loss=-s[0] / k,
-            generator_loss=g_loss,
-            value=s[0] / k,
-            d_real=s[1] / k,
-            d_fake=s[2] / k,
-            wall_time=time.perf_counter() - start,
-        )
         sums = torch.zeros_like(sums)
         counts[0] = counts[1] = 0
+        return {
+            "step": step,
+            "discriminator_loss": -s[0] / k,
+            "generator_loss": g_loss,
+            "value": s[0] / k,
+            "d_real": s[1] / k,
+            "d_fake": s[2] / k,
+        }
 
-    bar = tqdm(total=total, disable=not progress, desc="GAN", leave=False)
-    step = 0
-    try:
-        for step in range(1, total + 1):
+    def train_window(window: int) -> EpochResult:
+        """Steps ``window * every + 1`` to ``(window + 1) * every`` (at most ``total``)."""
+        nonlocal step
+        for current in range(window * every + 1, min((window + 1) * every, total) + 1):
+            step = current  # read by flush, also after an interrupt
             if sharded:
                 _sharded_step(
                     latent,
@@ -340,25 +381,40 @@ def fit(
                 g_opt.step()
                 sums[3] += g_loss.detach()
                 counts[1] += 1
-            if step % every == 0 or step == total:
-                flush(step)
-                bar.set_postfix(
-                    value=f"{history.last('value'):.3f}",
-                    d_real=f"{history.last('d_real'):.2f}",
-                    d_fake=f"{history.last('d_fake'):.2f}",
-                )
-            bar.update(1)
-    except KeyboardInterrupt:
-        history.interrupted = True
-        if counts[0]:
-            flush(step)
+        return EpochResult(flush())
+
+    @torch.no_grad()
+    def evaluate(window: int, last: bool) -> dict[str, float]:
+        if validation is None:
+            return {}
+        return {"validation_d_real": float(torch.sigmoid(gan.logits(validation)).mean())}
+
+    def postfix(record: Mapping[str, float]) -> dict[str, str]:
+        return {
+            "value": f"{record['value']:.3f}",
+            "d_real": f"{record['d_real']:.2f}",
+            "d_fake": f"{record['d_fake']:.2f}",
+        }
+
+    try:
+        return run_epochs(
+            gan,
+            math.ceil(total / every),
+            train_window,
+            evaluate=evaluate,
+            callback=callback,
+            progress=progress,
+            desc="GAN",
+            postfix=postfix,
+            device=device,
+            sharded=sharded and callback is not None,
+            on_interrupt=lambda: flush() if counts[0] else None,
+        )
     finally:
-        bar.close()
         # The generator's backward pass also fills the discriminator's .grad; leave none behind.
         gan.zero_grad(set_to_none=True)
         gan.generator.train(modes[0])
         gan.discriminator.train(modes[1])
-    return history
 
 
 def _sharded_step(

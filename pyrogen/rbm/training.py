@@ -44,15 +44,15 @@ the visible statistics are unbounded (Hinton 2010, section 13.2).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from pyrogen import distributed as _dist
 from pyrogen._validation import (
@@ -75,6 +75,14 @@ from pyrogen.rbm.functional import (
 from pyrogen.rbm.model import RBM, enumeration_cost
 from pyrogen.seeding import make_generator, resolve_seed
 from pyrogen.tempering import equalised_ladder
+from pyrogen.training_loop import (
+    Callback,
+    EpochResult,
+    any_rank_stops,
+    check_callback,
+    keyword_only,
+    run_epochs,
+)
 
 __all__ = ["fit", "pseudo_log_likelihood", "reconstruction_error", "standardize"]
 
@@ -262,41 +270,62 @@ def _init_visible_bias(rbm: RBM, data: torch.Tensor) -> None:
     rbm.visible_bias.copy_(base_rate_bias(rbm, data))
 
 
+@keyword_only(
+    "algorithm",
+    "k",
+    "epochs",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "momentum",
+    "weight_decay",
+    "num_persistent",
+    "seed",
+    "validation",
+    "progress",
+    "init_visible_bias",
+    "ais_every",
+    "callback",
+    "monitor",
+    "monitor_size",
+    "distributed",
+    "num_temperatures",
+)
 def fit(
     rbm: RBM,
     data: torch.Tensor,
-    algorithm: Literal["cd", "pcd", "pt"] = "cd",
-    k: int = 1,
+    *,
     epochs: int = 100,
     batch_size: int | None = None,
     lr: float | None = None,
+    seed: int | None = None,
+    validation: torch.Tensor | None = None,
+    progress: bool = True,
+    callback: Callback | None = None,
+    algorithm: Literal["cd", "pcd", "pt"] = "cd",
+    k: int = 1,
     lr_schedule: Literal["constant", "linear"] = "linear",
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     num_persistent: int = 100,
-    seed: int | None = None,
-    validation: torch.Tensor | None = None,
-    progress: bool = True,
     init_visible_bias: bool = True,
     ais_every: int | None = 10,
-    callback: Callable[[int, RBM, float], bool | None] | None = None,
     monitor: Literal["pseudo_likelihood", "reconstruction", "exact"] | None = "pseudo_likelihood",
     monitor_size: int | None = None,
     distributed: bool | None = None,
     num_temperatures: int = 10,
+    step_callback: Callable[[int, RBM, float], bool | None] | None = None,
 ) -> History:
     """Train ``rbm`` in place by CD-k, persistent CD or parallel-tempering PCD; return
     per-epoch :class:`History`.
+
+    ``rbm`` and ``data`` are positional, everything else keyword-only (positional use of
+    the old signature still works, with a ``FutureWarning``, until the next release).
 
     Args:
         rbm: the model; training runs on its device and dtype.
         data: training set, shape ``(n, n_visible)``; binary for Bernoulli units,
             standardised for Gaussian units (a warning is raised otherwise).
-        algorithm: ``"cd"`` (chains restart at the batch), ``"pcd"`` (persistent chains)
-            or ``"pt"`` (PT-PCD: each persistent chain with copies at ``num_temperatures``
-            inverse temperatures exchanging states, :mod:`pyrogen.rbm.parallel_tempering`;
-            Bernoulli units, one process). ``"pt"`` takes PCD's default batch size and rate.
-        k: Gibbs sweeps per update.
         epochs: passes over the data.
         batch_size: examples per update; ``None``: 100 for CD, 20 for PCD.
         lr: initial learning rate; ``None``: 3.75 (CD) or 0.75 (PCD) divided by the mean
@@ -306,15 +335,27 @@ def fit(
             each hidden input by about ``lr`` times that number, so a rate that does not scale
             with it kills every hidden unit at 784 pixels within 40 updates (CD at 0.2 did).
             PCD's persistent chains only track the model when each update moves it little.
-        lr_schedule: ``"constant"`` or ``"linear"`` (decays to 0 at the last update).
-        momentum: momentum of SGD (PyTorch's convention).
-        weight_decay: L2 penalty on ``weight`` (not on the biases).
-        num_persistent: number of persistent chains for PCD.
         seed: seeds the minibatch order, the Gibbs chains and the AIS runs; the global RNG
             is left untouched. ``None``: a fresh seed drawn from torch's global generator
             (:mod:`pyrogen.seeding`).
         validation: held-out data; adds ``validation_*`` series.
         progress: show a tqdm bar.
+        callback: called as ``callback(epoch, rbm, history)`` after every epoch's record
+            (``epoch`` counts from 0; ``history`` is the :class:`History` so far), with
+            gradients disabled; returning ``True`` stops training after that epoch
+            (:func:`pyrogen.training_loop.run_epochs`). In a distributed run it is called on
+            every rank, and training stops when any rank's call returns ``True``. A callable
+            whose first parameter is named ``step`` is taken for the per-update form of
+            earlier releases and passed on as ``step_callback``, with a ``FutureWarning``.
+        algorithm: ``"cd"`` (chains restart at the batch), ``"pcd"`` (persistent chains)
+            or ``"pt"`` (PT-PCD: each persistent chain with copies at ``num_temperatures``
+            inverse temperatures exchanging states, :mod:`pyrogen.rbm.parallel_tempering`;
+            Bernoulli units, one process). ``"pt"`` takes PCD's default batch size and rate.
+        k: Gibbs sweeps per update.
+        lr_schedule: ``"constant"`` or ``"linear"`` (decays to 0 at the last update).
+        momentum: momentum of SGD (PyTorch's convention).
+        weight_decay: L2 penalty on ``weight`` (not on the biases).
+        num_persistent: number of persistent chains for PCD.
         init_visible_bias: set visible biases to the data log-odds (or means) first.
         ais_every: when the exact log-likelihood is too costly, estimate it by AIS every this
             many epochs (and at the last); ``None`` disables it.
@@ -327,13 +368,6 @@ def fit(
             cost under 10% of an epoch (up to 500); the pseudo-likelihood then flips a fixed
             random subset of coordinates (:func:`pseudo_log_likelihood` with
             ``coordinates``). An explicit size flips every coordinate of that many examples.
-        callback: called as ``callback(step, rbm, wall_time)`` after every parameter update
-            (``step`` counts updates from 1; ``wall_time`` is the training time so far in
-            seconds, on the clock of the history's ``wall_time``), off that clock and with
-            gradients disabled, e.g. to monitor the model more finely than once per epoch;
-            returning ``True`` stops training after that update (the epoch is recorded as far
-            as it went). In a distributed run it is called on every rank, and training stops
-            when any rank's call returns ``True``.
         distributed: ``None`` (default): train across the ranks of the open
             ``torch.distributed`` group, if there is one of more than one process;
             ``False``: train alone in this process; ``True``: require a group. Across
@@ -345,13 +379,18 @@ def fit(
             every rank ends with the parameters a single process trains, to rounding. Every
             rank holds the full ``data``, computes the same monitors and returns the same
             history; write files from rank 0 only (:mod:`pyrogen.distributed`).
-        num_temperatures: temperatures of ``"pt"``, :math:`\beta` from 1 to 0 (the
+        num_temperatures: temperatures of ``"pt"``, :math:`\\beta` from 1 to 0 (the
             uniform distribution), evenly spaced at first and re-equalised after every epoch
             so that neighbouring pairs swap about equally often
             (:func:`pyrogen.tempering.equalised_ladder`); each of the ``num_persistent``
             chains has that many copies, and one update costs ``num_temperatures`` times a
             PCD update's sweeps.
-
+        step_callback: called as ``step_callback(step, rbm, wall_time)`` after every
+            parameter update (``step`` counts updates from 1; ``wall_time`` is the training
+            time so far in seconds, on the clock of the history's ``wall_time``), off that
+            clock and with gradients disabled, e.g. to monitor the model more finely than
+            once per epoch; returning ``True`` stops training after that update (the epoch
+            is recorded as far as it went). Distributed, as ``callback``.
     Returns:
         :class:`~pyrogen.history.History` with the monitor's series
         (``reconstruction_error``, ``pseudo_log_likelihood``, ``log_likelihood``), the hidden
@@ -369,7 +408,10 @@ def fit(
     Warns:
         ConvergenceWarning: once, when at least half of the hidden units are dead or
             saturated at the end of an epoch (the model has stopped learning; lower ``lr``).
+        FutureWarning: for arguments passed by position beyond ``rbm`` and ``data``, and for
+            a ``callback`` of the old per-update form (see ``callback``).
     """
+    callback, step_callback = _split_callbacks(callback, step_callback)
     algorithm = check_choice(algorithm, "algorithm", ("cd", "pcd", "pt"))
     check_positive_int(num_temperatures, "num_temperatures", minimum=2)
     if algorithm == "pt" and rbm.is_gaussian:
@@ -399,7 +441,7 @@ def fit(
     if lr is None:
         active = float((scaled_visible(rbm, data) ** 2).sum(-1).mean())
         lr = _DEFAULT_LR_TIMES_ACTIVE[algorithm] / max(active, 1.0)
-    exact_cost = enumeration_cost(rbm.n_visible, rbm.n_hidden, rbm.visible)
+    exact_cost = enumeration_cost(rbm.n_visible, rbm.n_hidden, rbm.likelihood)
     exact = exact_cost <= _EXACT_EVERY_EPOCH_COST
     if monitor == "exact" and not exact:
         raise ValueError(
@@ -415,7 +457,7 @@ def fit(
             warnings.warn(
                 "Gaussian-visible RBM trained on data that is not standardised "
                 "(per-unit mean 0, sd 1); see pyrogen.rbm.standardize",
-                stacklevel=2,
+                stacklevel=3,  # fit's caller, past the keyword_only wrapper
             )
 
     device = rbm.weight.device
@@ -443,6 +485,7 @@ def fit(
     # sweep), so that every row gets the noise it gets in one process; ``chains`` is this
     # rank's share of the persistent chains.
     chains: _dist.Shard | None = None
+    persistent = tempered = None
     if algorithm in ("pcd", "pt"):
         with torch.no_grad():
             start = data[torch.randint(n, (num_persistent,), generator=cpu_generator).to(device)]
@@ -450,6 +493,7 @@ def fit(
                 chains = _dist.shard(num_persistent)
                 start = start[chains.slice()]
             persistent = gibbs_sweep(rbm, start, generator, rows=chains)[0]
+    betas = rejection_sum = attempts = None
     if algorithm == "pt":
         betas = torch.linspace(1.0, 0.0, num_temperatures, dtype=torch.float64, device=device)
         with torch.no_grad():
@@ -470,133 +514,167 @@ def fit(
     warned_dead = False
 
     velocity = [torch.zeros_like(p) for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias)]
-    history = History()
-    bar = tqdm(range(epochs), desc="RBM", disable=not progress, leave=False)
     step = 0
-    wall = 0.0
+    wall = 0.0  # training time of the finished epochs, the clock step_callback sees
+
+    def train_epoch(epoch: int) -> EpochResult:
+        nonlocal step, persistent, tempered
+        tic = time.perf_counter()
+        paused = 0.0  # time spent in the step callback, kept off the training clock
+        stop = False
+        order = torch.randperm(n, generator=cpu_generator).to(device)
+        for batch_index in order.split(batch_size):
+            rate = lr * (1.0 - step / total_steps) if lr_schedule == "linear" else lr
+            part = None
+            if sharded:  # this rank's rows of the global batch
+                part = _dist.shard(batch_index.numel())
+                batch_index = batch_index[part.slice()]
+            batch = data[batch_index]
+            data_logits = hidden_logits(rbm, batch)
+            data_h = torch.sigmoid(data_logits)
+            if algorithm == "pcd":
+                chain = persistent
+                for _ in range(k):
+                    chain = gibbs_sweep(rbm, chain, generator, rows=chains)[0]
+                persistent = chain
+            elif algorithm == "pt":
+                for _ in range(k):
+                    tempered = parallel_tempering.tempered_sweep(rbm, tempered, betas, generator)
+                tempered, swap_prob, proposed = parallel_tempering.exchange(
+                    rbm, tempered, betas, step, generator
+                )
+                rejection_sum.add_(((1 - swap_prob) * proposed).sum(-1).double())
+                attempts.add_(proposed.sum(-1).double())
+                chain = tempered.visible[0]
+            else:
+                # CD's first sweep starts from the batch, whose logits are at hand.
+                chain = gibbs_sweep(rbm, batch, generator, hidden_logits=data_logits, rows=part)[0]
+                for _ in range(k - 1):
+                    chain = gibbs_sweep(rbm, chain, generator, rows=part)[0]
+            if sharded:
+                chain_total = num_persistent if algorithm == "pcd" else part.total
+                _sgd_step(
+                    rbm,
+                    batch,
+                    data_h,
+                    chain,
+                    velocity,
+                    rate,
+                    momentum,
+                    weight_decay,
+                    totals=(part.total, chain_total),
+                )
+            else:
+                _sgd_step(rbm, batch, data_h, chain, velocity, rate, momentum, weight_decay)
+            step += 1
+            if step_callback is not None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                pause = time.perf_counter()
+                stop = bool(step_callback(step, rbm, wall + pause - tic - paused))
+                if sharded:  # any rank's stop stops them all, after the same update
+                    stop = any_rank_stops(stop, device)
+                paused += time.perf_counter() - pause
+                if stop:
+                    break
+        return EpochResult(stop=stop, paused=paused)
+
+    def evaluate(epoch: int, last: bool) -> dict[str, float]:
+        nonlocal betas, warned_dead
+        tic = time.perf_counter()
+        record: dict[str, float] = {}
+        if algorithm == "pt":  # the pairs' swap rates this epoch, then a new ladder
+            rejection = rejection_sum / attempts.clamp(min=1)
+            record["pt_min_swap_rate"] = float(1 - rejection.max())
+            record["pt_mean_swap_rate"] = float(1 - rejection.mean())
+            betas = equalised_ladder(betas, rejection)
+            rejection_sum.zero_()
+            attempts.zero_()
+        # Exact log Z, once per epoch, for whichever of the two monitors needs it.
+        wants_log_z = exact and (monitor == "exact" or held_out is not None)
+        log_z = rbm.log_partition() if wants_log_z else None
+        record.update(tracker(rbm, log_z=log_z))
+        if held_out is not None:
+            record.update(held_out(rbm, prefix="validation_"))
+            record.update(
+                _validation_log_likelihood(
+                    rbm, validation, data, log_z, epoch, last, ais_every, seed
+                )
+            )
+        record["monitor_time"] = time.perf_counter() - tic
+        if (
+            not warned_dead
+            and monitor is not None
+            and record.get("dead_units", 0.0) >= _DEAD_UNIT_SHARE
+        ):
+            warned_dead = True
+            warn_unreliable(
+                f"RBM training, epoch {epoch + 1}: {record['dead_units']:.0%} of the hidden "
+                f"units are dead or saturated (mean activation "
+                f"{record['mean_hidden_activation']:.2g} over the monitored examples); the "
+                f"model has stopped learning: lower lr (now {lr:.3g})",
+                stacklevel=5,  # evaluate, run_epochs, fit, keyword_only, fit's caller
+            )
+        return record
+
+    def postfix(record: Mapping[str, float]) -> dict[str, str]:
+        if "validation_log_likelihood" in record:
+            return {"ll": f"{record['validation_log_likelihood']:.3f}"}
+        return {}
+
+    def track_wall(epoch: int, model: RBM, history: History) -> bool | None:
+        nonlocal wall
+        wall = history.last("wall_time")
+        return None if callback is None else callback(epoch, model, history)
+
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)
     try:
-        stop = False
-        for epoch in bar:
-            tic = time.perf_counter()
-            paused = 0.0  # time spent in the callback, kept off the training clock
-            order = torch.randperm(n, generator=cpu_generator).to(device)
-            for batch_index in order.split(batch_size):
-                rate = lr * (1.0 - step / total_steps) if lr_schedule == "linear" else lr
-                part = None
-                if sharded:  # this rank's rows of the global batch
-                    part = _dist.shard(batch_index.numel())
-                    batch_index = batch_index[part.slice()]
-                batch = data[batch_index]
-                data_logits = hidden_logits(rbm, batch)
-                data_h = torch.sigmoid(data_logits)
-                if algorithm == "pcd":
-                    chain = persistent
-                    for _ in range(k):
-                        chain = gibbs_sweep(rbm, chain, generator, rows=chains)[0]
-                    persistent = chain
-                elif algorithm == "pt":
-                    for _ in range(k):
-                        tempered = parallel_tempering.tempered_sweep(
-                            rbm, tempered, betas, generator
-                        )
-                    tempered, swap_prob, proposed = parallel_tempering.exchange(
-                        rbm, tempered, betas, step, generator
-                    )
-                    rejection_sum += ((1 - swap_prob) * proposed).sum(-1).double()
-                    attempts += proposed.sum(-1).double()
-                    chain = tempered.visible[0]
-                else:
-                    # CD's first sweep starts from the batch, whose logits are at hand.
-                    chain = gibbs_sweep(
-                        rbm, batch, generator, hidden_logits=data_logits, rows=part
-                    )[0]
-                    for _ in range(k - 1):
-                        chain = gibbs_sweep(rbm, chain, generator, rows=part)[0]
-                if sharded:
-                    chain_total = num_persistent if algorithm == "pcd" else part.total
-                    _sgd_step(
-                        rbm,
-                        batch,
-                        data_h,
-                        chain,
-                        velocity,
-                        rate,
-                        momentum,
-                        weight_decay,
-                        totals=(part.total, chain_total),
-                    )
-                else:
-                    _sgd_step(rbm, batch, data_h, chain, velocity, rate, momentum, weight_decay)
-                step += 1
-                if callback is not None:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    pause = time.perf_counter()
-                    stop = bool(callback(step, rbm, wall + pause - tic - paused))
-                    if sharded:  # any rank's stop stops them all, after the same update
-                        flag = torch.tensor([float(stop)], device=device)
-                        stop = bool(_dist.all_reduce_sum([flag])[0] > 0)
-                    paused += time.perf_counter() - pause
-                    if stop:
-                        break
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            epoch_time = time.perf_counter() - tic - paused
-            wall += epoch_time
-            tic = time.perf_counter()
-            record: dict[str, float] = {"epoch_time": epoch_time, "wall_time": wall}
-            if algorithm == "pt":  # the pairs' swap rates this epoch, then a new ladder
-                rejection = rejection_sum / attempts.clamp(min=1)
-                record["pt_min_swap_rate"] = float(1 - rejection.max())
-                record["pt_mean_swap_rate"] = float(1 - rejection.mean())
-                betas = equalised_ladder(betas, rejection)
-                rejection_sum.zero_()
-                attempts.zero_()
-            # Exact log Z, once per epoch, for whichever of the two monitors needs it.
-            wants_log_z = exact and (monitor == "exact" or held_out is not None)
-            log_z = rbm.log_partition() if wants_log_z else None
-            record.update(tracker(rbm, log_z=log_z))
-            if held_out is not None:
-                record.update(held_out(rbm, prefix="validation_"))
-                record.update(
-                    _validation_log_likelihood(
-                        rbm,
-                        validation,
-                        data,
-                        log_z,
-                        epoch,
-                        stop or epoch == epochs - 1,
-                        ais_every,
-                        seed,
-                    )
-                )
-            record["monitor_time"] = time.perf_counter() - tic
-            history.record(**record)
-            if (
-                not warned_dead
-                and monitor is not None
-                and record.get("dead_units", 0.0) >= _DEAD_UNIT_SHARE
-            ):
-                warned_dead = True
-                warn_unreliable(
-                    f"RBM training, epoch {epoch + 1}: {record['dead_units']:.0%} of the hidden "
-                    f"units are dead or saturated (mean activation "
-                    f"{record['mean_hidden_activation']:.2g} over the monitored examples); the "
-                    f"model has stopped learning: lower lr (now {lr:.3g})",
-                    stacklevel=2,
-                )
-            if progress and "validation_log_likelihood" in record:
-                bar.set_postfix(ll=f"{record['validation_log_likelihood']:.3f}")
-            if stop:
-                break
-    except KeyboardInterrupt:
-        history.interrupted = True
+        return run_epochs(
+            rbm,
+            epochs,
+            train_epoch,
+            evaluate=evaluate,
+            callback=track_wall if step_callback is not None else callback,
+            progress=progress,
+            desc="RBM",
+            postfix=postfix,
+            device=device,
+            sharded=sharded and callback is not None,
+        )
     finally:
         torch.set_grad_enabled(grad_mode)
-        bar.close()
-    return history
+
+
+def _split_callbacks(
+    callback: object, step_callback: object
+) -> tuple[Callback | None, Callable[[int, RBM, float], bool | None] | None]:
+    """``(callback, step_callback)`` after checking them; an old-style ``callback`` (first
+    parameter named ``step``: the per-update form of earlier releases) becomes the
+    ``step_callback``, with a ``FutureWarning``."""
+    callback = check_callback(callback)
+    step_callback = check_callback(step_callback, "step_callback")
+    if callback is None:
+        return None, step_callback
+    try:
+        first = next(iter(inspect.signature(callback).parameters), None)
+    except (TypeError, ValueError):  # builtins without a signature: the new form
+        first = None
+    if first != "step":
+        return callback, step_callback
+    if step_callback is not None:
+        raise TypeError(
+            "callback has the old per-update form callback(step, rbm, wall_time) and "
+            "step_callback is given too; pass the per-update hook as step_callback only"
+        )
+    warnings.warn(
+        "pyrogen.rbm.fit: callback(step, rbm, wall_time), called after every update, is "
+        "deprecated; pass it as step_callback=..., or use callback(epoch, model, history), "
+        "called after every epoch",
+        FutureWarning,
+        stacklevel=4,  # _split_callbacks, fit, keyword_only: fit's caller
+    )
+    return None, callback
 
 
 @torch.no_grad()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 
 import pyro
 import pyro.distributions as dist
@@ -35,7 +34,6 @@ import torch.nn.functional as F
 from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO, config_enumerate
 from pyro.infer.util import is_validation_enabled
 from torch import nn
-from tqdm.auto import tqdm
 
 from pyrogen import distributed as _dist
 from pyrogen._validation import (
@@ -45,10 +43,12 @@ from pyrogen._validation import (
     check_positive_int,
     check_tensor,
 )
+from pyrogen.deprecation import renamed_argument
 from pyrogen.history import History
 from pyrogen.io import load_state, save_module
 from pyrogen.networks import MLP, check_hidden
 from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
+from pyrogen.training_loop import Callback, EpochResult, check_callback, keyword_only, run_epochs
 from pyrogen.vae import functional
 from pyrogen.vae.training import make_adam, unregistered
 
@@ -72,10 +72,12 @@ class SSVAE(nn.Module):
 
     Args:
         x_dim: width of one flattened binary example.
-        z_dim: latent ("style") dimension.
+        latent_dim: latent ("style") dimension.
         num_classes: number of classes :math:`K` (>= 2).
         hidden: hidden widths of each network (classifier, z-encoder, decoder mirrored).
         dtype, device: of the parameters.
+        z_dim: deprecated spelling of ``latent_dim`` (a ``FutureWarning``); the attribute
+            ``ssvae.z_dim`` stays as an alias of ``ssvae.latent_dim``.
 
     Shapes: ``x`` ``(n, x_dim)`` float binary; ``y`` ``(n,)`` int64 in ``[0, K)``.
 
@@ -89,28 +91,37 @@ class SSVAE(nn.Module):
     def __init__(
         self,
         x_dim: int,
-        z_dim: int,
-        num_classes: int,
+        latent_dim: int | None = None,
+        num_classes: int | None = None,
         hidden: tuple[int, ...] = (256,),
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        z_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.x_dim = check_positive_int(x_dim, "x_dim")
-        self.z_dim = check_positive_int(z_dim, "z_dim")
+        latent_dim = renamed_argument(latent_dim, z_dim, "latent_dim", "z_dim", "SSVAE")
+        if latent_dim is None or num_classes is None:
+            raise TypeError("SSVAE needs latent_dim and num_classes (ints >= 1 and >= 2)")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
         self.hidden = check_hidden(hidden)
         kw = {"dtype": dtype, "device": device}
         # ReLU MLPs, as in the VAE (see its constructor).
         self.classifier = MLP(self.x_dim, self.num_classes, self.hidden, **kw)
-        self.encoder = MLP(self.x_dim + self.num_classes, 2 * self.z_dim, self.hidden, **kw)
+        self.encoder = MLP(self.x_dim + self.num_classes, 2 * self.latent_dim, self.hidden, **kw)
         self.decoder = MLP(
-            self.z_dim + self.num_classes, self.x_dim, tuple(reversed(self.hidden)), **kw
+            self.latent_dim + self.num_classes, self.x_dim, tuple(reversed(self.hidden)), **kw
         )
         self.register_buffer("_zero", torch.zeros((), **kw), persistent=False)
         self.register_buffer("_one", torch.ones((), **kw), persistent=False)
         self.register_params = True
+
+    @property
+    def z_dim(self) -> int:
+        """Old name of :attr:`latent_dim` (kept as an alias)."""
+        return self.latent_dim
 
     @property
     def device(self) -> torch.device:
@@ -121,16 +132,17 @@ class SSVAE(nn.Module):
         return self._zero.dtype
 
     def config(self) -> dict[str, object]:
+        """Constructor arguments (what :meth:`save` stores besides the weights)."""
         return {
             "x_dim": self.x_dim,
-            "z_dim": self.z_dim,
+            "latent_dim": self.latent_dim,
             "num_classes": self.num_classes,
             "hidden": list(self.hidden),
         }
 
     def extra_repr(self) -> str:
         return (
-            f"x_dim={self.x_dim}, z_dim={self.z_dim}, num_classes={self.num_classes}, "
+            f"x_dim={self.x_dim}, latent_dim={self.latent_dim}, num_classes={self.num_classes}, "
             f"hidden={self.hidden}"
         )
 
@@ -164,6 +176,46 @@ class SSVAE(nn.Module):
         """Most probable class under the classifier :math:`q_\\phi(y|x)`; int64 ``(n,)``."""
         return functional.class_logits(self, self.check_data(x)).argmax(-1)
 
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        *,
+        mean: bool = False,
+    ) -> torch.Tensor:
+        r"""Draw ``n`` examples from the generative model: :math:`y \sim` uniform over the
+        ``num_classes`` classes (unless given), :math:`z \sim \mathcal N(0, I)`,
+        :math:`x \sim \operatorname{Bernoulli}(\sigma(f_\theta(z, y)))`.
+
+        Args:
+            n: number of draws.
+            generator: drives every draw (``None``: torch's global one), on the model's
+                device; the same generator state gives the same draws.
+            y: int64 classes of shape ``(n,)`` to generate (class-conditional samples);
+                ``None`` draws them from the uniform prior.
+            mean: return the decoder mean :math:`\sigma(f_\theta(z, y))` instead of a draw.
+
+        Returns:
+            Shape ``(n, x_dim)``, in the model's dtype and on its device.
+
+        Example:
+            >>> ssvae = SSVAE(16, 2, 3, hidden=(8,))
+            >>> ssvae.sample(5, torch.Generator().manual_seed(0)).shape
+            torch.Size([5, 16])
+        """
+        check_positive_int(n, "n")
+        if y is None:
+            y = torch.randint(self.num_classes, (n,), generator=generator, device=self.device)
+        else:
+            y = self.check_labels(y, n).to(self.device)
+        z = torch.randn(
+            n, self.latent_dim, generator=generator, dtype=self.dtype, device=self.device
+        )
+        probs = torch.sigmoid(functional.decode_logits(self, z, y))
+        return probs if mean else torch.bernoulli(probs, generator=generator)
+
     # ---------------------------------------------------------------- Pyro pair
     def model(
         self,
@@ -186,7 +238,7 @@ class SSVAE(nn.Module):
             if subsample is not None:
                 x = x[index]
                 y = None if y is None else y[index]
-            prior_z = dist.Normal(self._zero, self._one).expand([self.z_dim]).to_event(1)
+            prior_z = dist.Normal(self._zero, self._one).expand([self.latent_dim]).to_event(1)
             z = pyro.sample("z", prior_z)
             prior_y = dist.Categorical(logits=self._zero.expand(self.num_classes))
             y = pyro.sample("y", prior_y, obs=y)
@@ -224,6 +276,8 @@ class SSVAE(nn.Module):
     def load(cls, path: str | os.PathLike[str], device: torch.device | str | None = None) -> SSVAE:
         """Load an SSVAE written by :meth:`save`."""
         config, state = load_state(path, "SSVAE")
+        if "z_dim" in config:  # files written before the rename to latent_dim
+            config["latent_dim"] = config.pop("z_dim")
         dtype = next(iter(state.values())).dtype
         config["hidden"] = tuple(config["hidden"])
         model = cls(**config, dtype=dtype, device=device)
@@ -287,17 +341,22 @@ class _StepLoss(nn.Module):
         return loss if cross_entropy is None else loss + cross_entropy
 
 
+@keyword_only(
+    "epochs", "batch_size", "lr", "alpha", "seed", "validation", "progress", "distributed"
+)
 def fit_semisupervised(
     ssvae: SSVAE,
     labelled: tuple[torch.Tensor, torch.Tensor],
     unlabelled: torch.Tensor,
+    *,
     epochs: int = 100,
     batch_size: int = 128,
     lr: float = DEFAULT_LR,
-    alpha: float | None = None,
     seed: int | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: bool = True,
+    callback: Callback | None = None,
+    alpha: float | None = None,
     distributed: bool | None = None,
 ) -> History:
     """Train ``ssvae`` in place on labelled and unlabelled data; return a :class:`History`.
@@ -305,7 +364,9 @@ def fit_semisupervised(
     Each step takes one minibatch of unlabelled data (``y`` enumerated) and one of labelled
     data (``y`` observed; the small labelled set is cycled), adds the auxiliary loss
     :math:`\\alpha \\cdot` cross-entropy of the classifier on the labelled batch, and takes one
-    Adam step. An epoch is one pass over the unlabelled data.
+    Adam step. An epoch is one pass over the unlabelled data. ``ssvae``, ``labelled`` and
+    ``unlabelled`` are positional, everything else keyword-only (the old positional form
+    still works, with a ``FutureWarning``, until the next release).
 
     Args:
         ssvae: the model.
@@ -314,15 +375,17 @@ def fit_semisupervised(
         epochs, batch_size: as for :func:`pyrogen.vae.fit`.
         lr: Adam step size; the default, ``3e-3`` (:data:`DEFAULT_LR`), beat ``1e-3`` (the
             default before issue 10) and ``1e-2`` on the digits with 20 labels.
+        seed: seeds minibatches and samples; the global RNG state is restored afterwards.
+            ``None``: a fresh seed drawn from torch's global generator (:mod:`pyrogen.seeding`).
+        validation: ``(x, y)`` held out; adds ``validation_accuracy``.
+        progress: show a tqdm bar.
+        callback: ``callback(epoch, ssvae, history)`` after every epoch's record (``epoch``
+            from 0); ``True`` stops training (:func:`pyrogen.training_loop.run_epochs`).
         alpha: weight of the classification loss per labelled example (the cross-entropy is
             summed over the labelled set); ``None`` uses :math:`1.0 (n_l + n_u)`
             (:data:`DEFAULT_ALPHA_PER_EXAMPLE`), ten times the default before issue 10
             (the paper's :math:`0.1 N`, which the paper applies to a labelled *mean*).
             See ``benchmarks/ssvae_labels.py`` for the comparison with the labels-only MLP.
-        seed: seeds minibatches and samples; the global RNG state is restored afterwards.
-            ``None``: a fresh seed drawn from torch's global generator (:mod:`pyrogen.seeding`).
-        validation: ``(x, y)`` held out; adds ``validation_accuracy``.
-        progress: show a tqdm bar.
         distributed: as for :func:`pyrogen.vae.fit`: ``None`` trains across the ranks of an
             open ``torch.distributed`` group (both minibatches split between them, DDP
             averaging the gradients, global-batch noise), ``False`` alone, ``True`` requires
@@ -332,7 +395,8 @@ def fit_semisupervised(
     Returns:
         History with ``loss`` (negative objective per example), ``accuracy`` (classifier
         accuracy on the labelled set), ``epoch_time``, ``wall_time`` and optionally
-        ``validation_accuracy``.
+        ``validation_accuracy``. Ctrl-C stops training cleanly and sets
+        ``history.interrupted``.
     """
     if not isinstance(ssvae, SSVAE):
         raise TypeError(f"ssvae must be a pyrogen.vae.SSVAE, got {type(ssvae).__name__}")
@@ -341,6 +405,7 @@ def fit_semisupervised(
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
+    callback = check_callback(callback)
     x_l = ssvae.check_data(labelled[0], "labelled[0]").to(ssvae.device)
     y_l = ssvae.check_labels(labelled[1], x_l.shape[0], "labelled[1]").to(ssvae.device)
     x_u = ssvae.check_data(unlabelled, "unlabelled").to(ssvae.device)
@@ -365,9 +430,6 @@ def fit_semisupervised(
         step_loss = _dist.make_ddp(step_loss)
         progress = progress and _dist.is_main_process()
     optimizer = make_adam(list(ssvae.parameters()), lr)
-    history = History()
-    bar = tqdm(range(epochs), desc="SSVAE", disable=not progress, leave=False)
-    wall = 0.0
     n_total = n_l + n_u
     # As in pyrogen.vae.fit: Pyro draws from the global stream, forked and seeded.
     with (
@@ -377,47 +439,49 @@ def fit_semisupervised(
     ):
         generator = make_generator(draw_seed())
         labelled_order = torch.empty(0, dtype=torch.int64)
-        try:
-            for _ in bar:
-                tic = time.perf_counter()
-                ssvae.train()
-                total = torch.zeros((), dtype=ssvae.dtype, device=ssvae.device)
-                for index_u in torch.randperm(n_u, generator=generator).split(batch_size):
-                    if labelled_order.numel() < min(batch_size, n_l):
-                        labelled_order = torch.randperm(n_l, generator=generator)
-                    index_l = labelled_order[: min(batch_size, n_l)]
-                    labelled_order = labelled_order[index_l.numel() :]
-                    index_u, index_l = index_u.to(ssvae.device), index_l.to(ssvae.device)
-                    loss = step_loss(index_u, index_l)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total = total + loss.detach() * (index_u.numel() / n_u)
-                if sharded:  # each rank's loss is W times its share of the global one
-                    (total,) = _dist.all_reduce_sum([total.reshape(1) / _dist.get_world_size()])
-                    total = total.sum()
-                wall += time.perf_counter() - tic
-                ssvae.eval()
-                with torch.no_grad():
-                    predicted = functional.class_logits(ssvae, x_l).argmax(-1)
-                    accuracy = (predicted == y_l).double().mean()
-                    record = {
-                        "loss": float(total) / n_total,
-                        "accuracy": float(accuracy),
-                        "epoch_time": time.perf_counter() - tic,
-                        "wall_time": wall,
-                    }
-                    if validation is not None:
-                        correct = functional.class_logits(ssvae, x_v).argmax(-1) == y_v
-                        record["validation_accuracy"] = float(correct.double().mean())
-                history.record(**record)
-                if progress:
-                    bar.set_postfix(loss=f"{record['loss']:.3f}")
-        except KeyboardInterrupt:
-            history.interrupted = True
-        finally:
-            bar.close()
-    return history
+
+        def train_epoch(epoch: int) -> EpochResult:
+            nonlocal labelled_order
+            ssvae.train()
+            total = torch.zeros((), dtype=ssvae.dtype, device=ssvae.device)
+            for index_u in torch.randperm(n_u, generator=generator).split(batch_size):
+                if labelled_order.numel() < min(batch_size, n_l):
+                    labelled_order = torch.randperm(n_l, generator=generator)
+                index_l = labelled_order[: min(batch_size, n_l)]
+                labelled_order = labelled_order[index_l.numel() :]
+                index_u, index_l = index_u.to(ssvae.device), index_l.to(ssvae.device)
+                loss = step_loss(index_u, index_l)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total = total + loss.detach() * (index_u.numel() / n_u)
+            if sharded:  # each rank's loss is W times its share of the global one
+                (total,) = _dist.all_reduce_sum([total.reshape(1) / _dist.get_world_size()])
+                total = total.sum()
+            return EpochResult({"loss": float(total) / n_total})
+
+        @torch.no_grad()
+        def evaluate(epoch: int, last: bool) -> dict[str, float]:
+            ssvae.eval()
+            predicted = functional.class_logits(ssvae, x_l).argmax(-1)
+            record = {"accuracy": float((predicted == y_l).double().mean())}
+            if validation is not None:
+                correct = functional.class_logits(ssvae, x_v).argmax(-1) == y_v
+                record["validation_accuracy"] = float(correct.double().mean())
+            return record
+
+        return run_epochs(
+            ssvae,
+            epochs,
+            train_epoch,
+            evaluate=evaluate,
+            callback=callback,
+            progress=progress,
+            desc="SSVAE",
+            postfix=lambda record: {"loss": f"{record['loss']:.3f}"},
+            device=ssvae.device,
+            sharded=sharded and callback is not None,
+        )
 
 
 def fit_classifier(

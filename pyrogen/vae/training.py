@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 import warnings
 from collections.abc import Iterator
 from typing import Literal
@@ -30,7 +29,6 @@ from typing import Literal
 import pyro
 import torch
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
-from tqdm.auto import tqdm
 
 from pyrogen import distributed as _dist
 from pyrogen._validation import (
@@ -40,6 +38,7 @@ from pyrogen._validation import (
 )
 from pyrogen.history import History
 from pyrogen.seeding import draw_seed, forked_global_rng, make_generator
+from pyrogen.training_loop import Callback, EpochResult, check_callback, keyword_only, run_epochs
 from pyrogen.vae.model import VAE
 
 __all__ = ["fit", "make_elbo", "make_adam", "seeded", "unregistered"]
@@ -120,20 +119,36 @@ class _ShardedElbo(torch.nn.Module):
         return loss * (part.world_size * part.size / part.total)
 
 
+@keyword_only(
+    "epochs",
+    "batch_size",
+    "lr",
+    "elbo",
+    "num_particles",
+    "seed",
+    "validation",
+    "progress",
+    "distributed",
+)
 def fit(
     vae: VAE,
     data: torch.Tensor,
+    *,
     epochs: int,
     batch_size: int = 128,
     lr: float = 1e-3,
-    elbo: Literal["meanfield", "trace"] = "meanfield",
-    num_particles: int = 1,
     seed: int | None = None,
     validation: torch.Tensor | None = None,
     progress: bool = True,
+    callback: Callback | None = None,
+    elbo: Literal["meanfield", "trace"] = "meanfield",
+    num_particles: int = 1,
     distributed: bool | None = None,
 ) -> History:
     """Train ``vae`` in place by SVI with Adam; return the per-epoch :class:`History`.
+
+    ``vae`` and ``data`` are positional, everything else keyword-only (the old positional
+    form still works, with a ``FutureWarning``, until the next release).
 
     Args:
         vae: the model; training runs on its device.
@@ -141,14 +156,17 @@ def fit(
         epochs: passes over the data (the last minibatch of an epoch may be smaller).
         batch_size: examples per step.
         lr: Adam learning rate.
-        elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL, the fast default) or
-            ``"trace"`` (``Trace_ELBO``: Monte Carlo KL).
-        num_particles: samples of z per example per step (vectorised).
         seed: seeds the minibatch order and every sample; the global RNG state is restored
             afterwards. ``None``: a fresh seed drawn from torch's global generator
             (:mod:`pyrogen.seeding`).
         validation: held-out data; adds a ``validation_elbo`` series.
         progress: show a tqdm bar.
+        callback: ``callback(epoch, vae, history)`` after every epoch's record (``epoch``
+            from 0); ``True`` stops training (:func:`pyrogen.training_loop.run_epochs`).
+            Distributed, it is called on every rank and any rank's ``True`` stops them all.
+        elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL, the fast default) or
+            ``"trace"`` (``Trace_ELBO``: Monte Carlo KL).
+        num_particles: samples of z per example per step (vectorised).
         distributed: ``None`` (default): train across the ranks of the open
             ``torch.distributed`` group, if there is one of more than one process;
             ``False``: train alone; ``True``: require a group. Each global minibatch is split
@@ -177,6 +195,7 @@ def fit(
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
+    callback = check_callback(callback)
     loss_fn = make_elbo(elbo, num_particles)
     data = _check_dataset(vae, data, "data")
     if validation is not None:
@@ -191,53 +210,55 @@ def fit(
         step_loss = _dist.make_ddp(step_loss)
         progress = progress and _dist.is_main_process()
     optimizer = make_adam(list(vae.parameters()), lr)
-    history = History()
-    bar = tqdm(range(epochs), desc="VAE", disable=not progress, leave=False)
-    wall = 0.0
     # Data were validated above; Pyro's per-step checks would only repeat that.
     # Pyro's sample statements draw from the global generator, so the run uses that stream,
     # forked, seeded (None: with a seed drawn from it) and restored after. The minibatch order
     # gets a generator seeded from the same stream.
     with forked_global_rng(seed, vae.device), pyro.validation_enabled(False), unregistered(vae):
         generator = make_generator(draw_seed())
-        try:
-            for _ in bar:
-                tic = time.perf_counter()
-                vae.train()
-                order = torch.randperm(n, generator=generator).to(vae.device)
-                total = torch.zeros((), dtype=vae.dtype, device=vae.device)
-                for index in order.split(batch_size):
-                    if sharded:
-                        part = _dist.shard(index.shape[0])
-                        loss = step_loss(index[part.slice()], part.total)
-                    else:
-                        loss = loss_fn.differentiable_loss(
-                            vae.model, vae.guide, data, subsample=index
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    # ``loss`` estimates the whole set's negative ELBO (the plate scales by
-                    # N / B); weight each step by its share of the epoch. Distributed, the
-                    # rank's loss is W times its share of the global one.
-                    weight = index.shape[0] / n / (_dist.get_world_size() if sharded else 1)
-                    total = total + loss.detach() * weight
+
+        def train_epoch(epoch: int) -> EpochResult:
+            vae.train()
+            order = torch.randperm(n, generator=generator).to(vae.device)
+            total = torch.zeros((), dtype=vae.dtype, device=vae.device)
+            for index in order.split(batch_size):
                 if sharded:
-                    (total,) = _dist.all_reduce_sum([total.reshape(1)])
-                record = {"elbo": -float(total.sum()) / n}
-                wall += time.perf_counter() - tic
-                record.update(epoch_time=time.perf_counter() - tic, wall_time=wall)
-                if validation is not None:
-                    with torch.no_grad():
-                        vloss = loss_fn.differentiable_loss(vae.model, vae.guide, validation)
-                    record["validation_elbo"] = -float(vloss) / validation.shape[0]
-                history.record(**record)
-                if progress:
-                    bar.set_postfix(elbo=f"{record['elbo']:.3f}")
-        except KeyboardInterrupt:
-            history.interrupted = True
-        finally:
-            bar.close()
+                    part = _dist.shard(index.shape[0])
+                    loss = step_loss(index[part.slice()], part.total)
+                else:
+                    loss = loss_fn.differentiable_loss(vae.model, vae.guide, data, subsample=index)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                # ``loss`` estimates the whole set's negative ELBO (the plate scales by
+                # N / B); weight each step by its share of the epoch. Distributed, the
+                # rank's loss is W times its share of the global one.
+                weight = index.shape[0] / n / (_dist.get_world_size() if sharded else 1)
+                total = total + loss.detach() * weight
+            if sharded:
+                (total,) = _dist.all_reduce_sum([total.reshape(1)])
+            return EpochResult({"elbo": -float(total.sum()) / n})
+
+        def evaluate(epoch: int, last: bool) -> dict[str, float]:
+            if validation is None:
+                return {}
+            with torch.no_grad():
+                vloss = loss_fn.differentiable_loss(vae.model, vae.guide, validation)
+            return {"validation_elbo": -float(vloss) / validation.shape[0]}
+
+        history = run_epochs(
+            vae,
+            epochs,
+            train_epoch,
+            evaluate=evaluate,
+            callback=callback,
+            progress=progress,
+            desc="VAE",
+            postfix=lambda record: {"elbo": f"{record['elbo']:.3f}"},
+            device=vae.device,
+            sharded=sharded and callback is not None,
+        )
     if len(history) and not math.isfinite(history.last("elbo")):
-        warnings.warn("training diverged: the ELBO is not finite; try a lower lr", stacklevel=2)
+        # fit's caller, past the keyword_only wrapper
+        warnings.warn("training diverged: the ELBO is not finite; try a lower lr", stacklevel=3)
     return history
