@@ -9,7 +9,7 @@ from pyro.ops.stats import split_gelman_rubin
 from pyrogen.data import load_digits
 from pyrogen.vae import VAE, fit, hidden_log_likelihood, inpaint, marginal_impute
 from pyrogen.vae.functional import encode
-from pyrogen.vae.inpaint import _gibbs_step, _init_state
+from pyrogen.vae.inpaint import gibbs_step, init_state
 
 NUM_IMAGES = 4
 
@@ -86,8 +86,8 @@ def test_mwg_acceptance_probability_is_the_metropolis_hastings_ratio(digits_vae)
     vae, _, x, mask = digits_vae
     x = torch.where(mask, x, torch.zeros_like(x))
     with torch.no_grad():
-        state = _init_state(vae, x, mask, 3, torch.Generator().manual_seed(0))
-        new, accept = _gibbs_step(vae, state, x, mask, torch.Generator().manual_seed(1), True)
+        state = init_state(vae, x, mask, 3, torch.Generator().manual_seed(0))
+        new, accept = gibbs_step(vae, state, x, mask, torch.Generator().manual_seed(1), True)
         loc, scale = encode(vae, state.x)
         noise = torch.randn(loc.shape, generator=torch.Generator().manual_seed(1))
         proposal = loc + scale * noise
@@ -146,12 +146,12 @@ def test_matches_quadrature_posterior_of_a_one_dimensional_latent(method):
 def test_masked_nuts_model_density_is_prior_plus_observed_pixels(digits_vae):
     import pyro.poutine as poutine
 
-    from pyrogen.vae.inpaint import _masked_model
+    from pyrogen.vae.inpaint import masked_model
 
     vae, _, x, mask = digits_vae
     z = torch.randn(NUM_IMAGES, 8)
     with torch.no_grad():
-        trace = poutine.trace(poutine.condition(_masked_model, {"z": z})).get_trace(vae, x, mask)
+        trace = poutine.trace(poutine.condition(masked_model, {"z": z})).get_trace(vae, x, mask)
         bern = torch.distributions.Bernoulli(logits=vae.decoder(z))
         expected = (bern.log_prob(x) * mask).sum() + torch.distributions.Normal(0.0, 1.0).log_prob(
             z

@@ -241,6 +241,15 @@ class DiscreteLangevin(ChainKernel):
         return cast(PyroTarget, self._target)  # _prepare set it
 
     @property
+    def ratio_fn(self) -> GradientRatios:
+        """The gradient estimate of the log ratios to every single-coordinate neighbour (the
+        move's rates): what :class:`~pyrogen.infer.ReplicaExchange` recomputes at a swapped
+        state."""
+        if self._ratio_fn is None:
+            self._prepare(self.model_args, self.model_kwargs)
+        return cast(GradientRatios, self._ratio_fn)
+
+    @property
     def device(self) -> torch.device:
         return self.target.device
 

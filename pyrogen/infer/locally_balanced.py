@@ -40,6 +40,7 @@ from pyrogen.infer.pyro_target import PyroTarget, discrete_target
 
 __all__ = [
     "BALANCING",
+    "InformedKernel",
     "InformedState",
     "informed_init",
     "informed_step",
@@ -127,7 +128,7 @@ def informed_step(
     return out, {"accept_prob": prob, "accepted": accepted}
 
 
-class _InformedKernel(ChainKernel):
+class InformedKernel(ChainKernel):
     """The Pyro adapter shared by the two kernels of this module."""
 
     name = "LocallyBalanced"
@@ -217,7 +218,7 @@ class _InformedKernel(ChainKernel):
         return self.target.discrete_values(state.discrete)
 
 
-class LocallyBalanced(_InformedKernel):
+class LocallyBalanced(InformedKernel):
     r"""Locally balanced Metropolis-Hastings (Zanella, 2020) for Pyro models whose latent sites
     are all discrete: every single-coordinate neighbour evaluated exactly.
 
@@ -262,7 +263,7 @@ class LocallyBalanced(_InformedKernel):
         return ExactRatios(self.log_joint_fn, target.cardinalities)
 
 
-class GibbsWithGradients(_InformedKernel):
+class GibbsWithGradients(InformedKernel):
     r"""Gibbs-with-Gradients (Grathwohl, Swersky, Hashemi, Duvenaud & Maddison, ICML 2021) for
     Pyro models whose latent sites are all discrete.
 

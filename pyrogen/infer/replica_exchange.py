@@ -77,7 +77,7 @@ from pyrogen.infer.base import ChainKernel
 from pyrogen.infer.block_gibbs import BlockGibbs, BlockGibbsState
 from pyrogen.infer.discrete_gibbs import DiscreteGibbs
 from pyrogen.infer.discrete_langevin import DiscreteLangevin
-from pyrogen.infer.locally_balanced import _InformedKernel
+from pyrogen.infer.locally_balanced import InformedKernel
 from pyrogen.infer.metropolis import MetropolisHastings, MHState
 from pyrogen.infer.proposal import metropolis_accept
 from pyrogen.tempering import (
@@ -259,7 +259,7 @@ class _RatioTempering(_ModelTempering):
 
     def refresh(self, state: Any, rows: torch.Tensor) -> Any:
         kernel = self.kernel
-        ratio_fn = kernel.ratio_fn if isinstance(kernel, _InformedKernel) else kernel._ratio_fn
+        ratio_fn = kernel.ratio_fn
         ratios = ratio_fn(state.discrete[rows])
         return state._replace(
             log_density=state.log_density.index_copy(0, rows, ratios.log_density),
@@ -294,7 +294,7 @@ def _tempering(kernel: Any) -> _Tempering:
         return _RBMTempering(kernel)
     if isinstance(kernel, MetropolisHastings):
         return _MetropolisTempering(kernel)
-    if isinstance(kernel, (_InformedKernel, DiscreteLangevin)):
+    if isinstance(kernel, (InformedKernel, DiscreteLangevin)):
         return _RatioTempering(kernel)
     if isinstance(kernel, DiscreteGibbs):
         return _ModelTempering(kernel)

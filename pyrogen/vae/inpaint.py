@@ -76,7 +76,16 @@ from pyrogen.vae.functional import (
 )
 from pyrogen.vae.model import VAE
 
-__all__ = ["InpaintResult", "inpaint", "marginal_impute", "hidden_log_likelihood"]
+__all__ = [
+    "ImputationState",
+    "InpaintResult",
+    "gibbs_step",
+    "hidden_log_likelihood",
+    "init_state",
+    "inpaint",
+    "marginal_impute",
+    "masked_model",
+]
 
 #: The methods of :func:`inpaint` (module docstring).
 METHODS: tuple[Literal["replica_exchange", "mwg", "nuts", "pseudo_gibbs"], ...] = (
@@ -128,7 +137,7 @@ class InpaintResult(NamedTuple):
     reliability: Reliability
 
 
-class _ChainState(NamedTuple):
+class ImputationState(NamedTuple):
     """State of the batched Gibbs chains; every tensor is ``(num_chains, n, ...)``."""
 
     z: torch.Tensor  # latent code
@@ -170,17 +179,21 @@ def _draw(sampler: Any, like: torch.Tensor, part: _dist.Shard | None) -> torch.T
     return sampler(like) if part is None else _dist.draw_rows(sampler, like, part)
 
 
-def _init_state(
+def init_state(
     vae: VAE,
     x: torch.Tensor,
     mask: torch.Tensor,
     num_chains: int,
     generator: torch.Generator,
     part: _dist.Shard | None = None,
-) -> _ChainState:
-    """Chains start from q(z | x with the holes set to 0), one independent draw each.
+) -> ImputationState:
+    r"""Start ``num_chains`` Metropolis-within-Gibbs chains per image from
+    :math:`q(z \mid x)` with the holes as given in ``x`` (e.g. 0), one independent draw each.
 
-    ``part``: this rank's block of the chains (``num_chains`` is then its size).
+    ``x`` ``(n, x_dim)`` images, ``mask`` ``(n, x_dim)`` bool (True: observed); the state's
+    tensors are ``(num_chains, n, ...)``. ``part``: this rank's block of the chains
+    (``num_chains`` is then its size). The building block of :func:`inpaint`'s ``"mwg"`` and
+    ``"pseudo_gibbs"`` methods and of its replica-exchange start.
     """
     completed = x.expand(num_chains, *x.shape)
     loc, scale = encode(vae, completed)
@@ -189,19 +202,20 @@ def _init_state(
         return torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)
 
     z = loc + scale * _draw(standard_normal, loc, part)
-    return _ChainState(z, completed, vae.decoder(z))
+    return ImputationState(z, completed, vae.decoder(z))
 
 
-def _gibbs_step(
+def gibbs_step(
     vae: VAE,
-    state: _ChainState,
+    state: ImputationState,
     x: torch.Tensor,
     mask: torch.Tensor,
     generator: torch.Generator,
     metropolis: bool,
     part: _dist.Shard | None = None,
-) -> tuple[_ChainState, torch.Tensor]:
-    """One sweep: an encoder-proposal MH update of z (or plain acceptance), then x_h | z.
+) -> tuple[ImputationState, torch.Tensor]:
+    r"""One sweep: an encoder-proposal MH update of :math:`z` (``metropolis=True``; else the
+    proposal is always accepted, the pseudo-Gibbs approximation), then :math:`x_h \mid z`.
 
     Returns the new state and the acceptance probability, shape ``(num_chains, n)``.
     ``part``: this rank's block of the chains, whose noise is drawn as in one process.
@@ -236,7 +250,7 @@ def _gibbs_step(
         accept_prob = torch.ones(loc.shape[:-1], dtype=loc.dtype, device=loc.device)
     hidden = _draw(lambda o: sample_output(vae, o, generator), out, part)
     completed = torch.where(mask, x, hidden)
-    return _ChainState(z, completed, out), accept_prob
+    return ImputationState(z, completed, out), accept_prob
 
 
 def _run_gibbs(
@@ -256,12 +270,12 @@ def _run_gibbs(
     rank's mean weighted by its share of the chains, when ``part`` is given).
     """
     share = 1.0 if part is None else part.size / part.total
-    state = _init_state(vae, x, mask, num_chains, generator, part)
+    state = init_state(vae, x, mask, num_chains, generator, part)
     draws = []
     mean_sum = torch.zeros_like(x)
     accept_sum = torch.zeros((), dtype=x.dtype, device=x.device)
     for step in range(warmup_steps + num_samples):
-        state, accept_prob = _gibbs_step(vae, state, x, mask, generator, metropolis, part)
+        state, accept_prob = gibbs_step(vae, state, x, mask, generator, metropolis, part)
         if step >= warmup_steps:
             draws.append(state.z)
             mean_sum += mean_output(vae, state.out).sum(0)
@@ -289,7 +303,7 @@ def _run_tempered(
 
     n = x.shape[0]
     with torch.no_grad():
-        start = _init_state(vae, x, mask, num_chains, generator).z.reshape(num_chains * n, -1)
+        start = init_state(vae, x, mask, num_chains, generator).z.reshape(num_chains * n, -1)
     targets = x.repeat(num_chains, 1)  # batch entry c * n + i: chain c of image i
     observed = mask.repeat(num_chains, 1)
 
@@ -325,8 +339,10 @@ def _run_tempered(
     return (samples.contiguous(), mean_sum, accept_sum, 0), stats
 
 
-def _masked_model(vae: VAE, x: torch.Tensor, mask: torch.Tensor) -> None:
-    """Pyro model of p(z, x_o): the decoder likelihood masked to the observed pixels."""
+def masked_model(vae: VAE, x: torch.Tensor, mask: torch.Tensor) -> None:
+    """Pyro model of :math:`p(z, x_o)` for images ``x`` ``(n, x_dim)``: the prior on ``z``
+    and the decoder likelihood masked to the observed pixels (``mask`` ``(n, x_dim)``, True
+    observed); what the ``"nuts"`` method samples."""
     with pyro.plate("images", x.shape[0]):
         z = pyro.sample("z", prior(vae))
         pixels = pixel_distribution(vae, vae.decoder(z))
@@ -349,7 +365,7 @@ def _run_nuts(
     ``part`` only this rank's block of chains is run (the sums are over those).
     """
     with torch.no_grad():
-        start = _init_state(vae, x, mask, num_chains, generator).z
+        start = init_state(vae, x, mask, num_chains, generator).z
     # Pyro's MCMC samples from torch's global generator: each chain forks it, seeded from
     # ``generator``, so that the caller's RNG state is left alone.
     seeds = [draw_seed(generator) for _ in range(num_chains)]
@@ -359,7 +375,7 @@ def _run_nuts(
     with frozen(vae):
         for chain in chains:
             with forked_global_rng(seeds[chain], vae.device), pyro.validation_enabled(False):
-                kernel = NUTS(lambda: _masked_model(vae, x, mask), adapt_step_size=True)
+                kernel = NUTS(lambda: masked_model(vae, x, mask), adapt_step_size=True)
                 mcmc = MCMC(
                     kernel,
                     num_samples=num_samples,
