@@ -178,9 +178,10 @@ def test_train_vae_and_gan_on_an_npz_file(tmp_path):
     path = _tiny_npz(tmp_path / "mnist.npz")
     data = ["--data", str(path), "--test-key", "x_test"]
     sizes = ["--epochs", "1", "--hidden", "8", "--iwae-samples", "2", "--batch-size", "16"]
-    vae = _run(["train", "vae", *data, *sizes], tmp_path, "vae")
+    vae = _run(["train", "vae", *data, *sizes, "--latent-dim", "3"], tmp_path, "vae")
     assert vae["n_visible"] == 25 and vae["image_shape"] == [5, 5]
     assert (vae["n_train"], vae["n_test"]) == (200, 10)
+    assert vae["latent_dim"] == vae["z_dim"] == 3
     gan = _run(["train", "gan", "--data", str(path), "--steps", "2"], tmp_path, "gan")
     # Split 80/20 by default; no Frechet digits distance off the 8x8 digits.
     assert (gan["n_visible"], gan["n_train"], gan["n_test"]) == (25, 160, 40)
@@ -258,3 +259,12 @@ def test_tour_bad_data_fails_before_any_work(tmp_path, capsys):
     assert main(["tour", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path)]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "report.md").exists()
+
+
+def test_train_vae_z_dim_is_a_deprecated_spelling(tmp_path, capsys):
+    path = _tiny_npz(tmp_path / "mnist.npz")
+    argv = ["train", "vae", "--data", str(path), "--test-key", "x_test", "--epochs", "1"]
+    argv += ["--hidden", "8", "--iwae-samples", "2", "--z-dim", "2"]
+    summary = _run(argv, tmp_path, "vae")
+    assert summary["latent_dim"] == 2
+    assert "--z-dim is deprecated" in capsys.readouterr().err

@@ -61,7 +61,14 @@ def scenario_rbm_cd() -> dict[str, torch.Tensor]:
         return step == 9 and distributed.get_rank() == distributed.get_world_size() - 1
 
     history = fit(
-        rbm, data, k=2, epochs=3, batch_size=16, seed=3, progress=False, callback=stop_at_step_9
+        rbm,
+        data,
+        k=2,
+        epochs=3,
+        batch_size=16,
+        seed=3,
+        progress=False,
+        step_callback=stop_at_step_9,
     )
     assert steps == list(range(1, 10))
     return {

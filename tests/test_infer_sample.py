@@ -218,7 +218,7 @@ def small_rbm(n_visible=4, n_hidden=3, visible="bernoulli", scale=1.0, seed=0):
     from pyrogen.rbm import RBM
 
     g = torch.Generator().manual_seed(seed)
-    rbm = RBM(n_visible, n_hidden, visible=visible, dtype=torch.float64)
+    rbm = RBM(n_visible, n_hidden, likelihood=visible, dtype=torch.float64)
     with torch.no_grad():
         for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias):
             p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))

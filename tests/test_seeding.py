@@ -70,7 +70,7 @@ with forked_global_rng(1234):
     _LABELS = load_digits(seed=0, return_labels=True)[2][:96]
     _RBM_SMALL = RBM(64, 8)
     _RBM_AIS_PATH = RBM(64, 24)  # > 20 hidden units: fit's validation goes through AIS
-    _RBM_GAUSSIAN = RBM(5, 3, visible="gaussian", sigma=0.5, dtype=torch.float64)
+    _RBM_GAUSSIAN = RBM(5, 3, likelihood="gaussian", sigma=0.5, dtype=torch.float64)
     _VAE = VAE(64, 2, hidden=(16,))
     _SSVAE = SSVAE(64, 2, 10, hidden=(8,))
     _CLASSIFIER = torch.nn.Sequential(torch.nn.Linear(64, 10))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -74,11 +75,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="variational autoencoder (SVI)",
         description="Train a Bernoulli VAE on binarized images (--data, default the digits) "
         "with Pyro's SVI; report the held-out ELBO and importance-weighted log-likelihood.",
-        epilog="Example: pyrogen train vae --z-dim 8 --epochs 100 --out runs/vae\n"
+        epilog="Example: pyrogen train vae --latent-dim 8 --epochs 100 --out runs/vae\n"
         "         pyrogen train vae --data mnist.npz --key x_train --test-key x_test",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    vae.add_argument("--z-dim", type=int, default=8, help="latent dimension (default 8)")
+    vae.add_argument("--latent-dim", type=int, default=8, help="latent dimension (default 8)")
+    vae.add_argument("--z-dim", type=int, default=None, help="deprecated spelling of --latent-dim")
     vae.add_argument("--hidden", type=int, nargs="+", default=[256], help="hidden widths")
     vae.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
     vae.add_argument("--batch-size", type=int, default=128)
@@ -241,13 +243,20 @@ def _write_summary(out, history, summary: dict) -> None:
 def train_vae(args: argparse.Namespace) -> int:
     from pyrogen.vae import VAE, fit, log_likelihood
 
+    if args.z_dim is not None:
+        print(
+            "pyrogen train vae: --z-dim is deprecated and will be removed in the next release; "
+            "use --latent-dim",
+            file=sys.stderr,
+        )
+        args.latent_dim = args.z_dim
     device = resolve_device(args.device)
     out = prepare_out_dir(args.out)
     data = load_data(args)
     require_binary(data, "Bernoulli VAE")
     train, test = data.train.to(device), data.test.to(device)
     with forked_global_rng(args.seed, device):
-        vae = VAE(data.num_pixels, args.z_dim, hidden=tuple(args.hidden), device=device)
+        vae = VAE(data.num_pixels, args.latent_dim, hidden=tuple(args.hidden), device=device)
     tic = time.perf_counter()
     history = fit(
         vae,
@@ -269,7 +278,8 @@ def train_vae(args: argparse.Namespace) -> int:
         "model": "vae",
         **_data_summary(data),
         "n_visible": data.num_pixels,
-        "z_dim": args.z_dim,
+        "latent_dim": args.latent_dim,
+        "z_dim": args.latent_dim,  # the key of earlier releases
         "hidden": args.hidden,
         "epochs": len(history),
         "interrupted": history.interrupted,
@@ -283,7 +293,7 @@ def train_vae(args: argparse.Namespace) -> int:
     }
     _write_summary(out, history, summary)
     print(
-        f"VAE {data.num_pixels}->z={args.z_dim} on {data.name}: {len(history)} epochs in "
+        f"VAE {data.num_pixels}->z={args.latent_dim} on {data.name}: {len(history)} epochs in "
         f"{train_time:.1f} s; held-out IWAE (K={args.iwae_samples}) log-likelihood "
         f"{iwae:.3f} nats/image; saved to {out / 'vae.safetensors'}"
     )
