@@ -15,7 +15,7 @@ assessing convergence of MCMC*, Bayesian Analysis (2021):
   ArviZ releases (ArviZ 0.23 used the ESS of the squared deviations and gives e.g. 0.73x
   the 0.8 value on strongly autocorrelated AR(1) chains), so it is the one column that
   differs from ``arviz.summary`` of 0.x; ESS, R-hat, ``mcse_mean`` and the HDI equal
-  ArviZ 0.23's (tests/test_diagnostics_arviz_versions.py checks them to 1e-8, relative).
+  ArviZ 0.23's (tests/diagnostics/test_arviz_versions.py checks them to 1e-8, relative).
 * ``hdi``: the narrowest interval holding a fraction ``prob`` of the pooled draws.
 """
 

@@ -60,22 +60,22 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
 #: The kernel/RBM test files, in the order the baseline runs them.
 TEST_FILES = (
-    "tests/test_infer_exact.py",
-    "tests/test_infer_blocks.py",
-    "tests/test_infer_informed.py",
-    "tests/test_infer_tempered_mala.py",
-    "tests/test_rbm_parallel_tempering.py",
-    "tests/test_infer_gof.py",
-    "tests/test_infer_trust.py",
-    "tests/test_infer_sample.py",
-    "tests/test_rbm_model.py",
-    "tests/test_rbm_sigma.py",
-    "tests/test_rbm_functional.py",
-    "tests/test_rbm_ais_ess.py",
-    "tests/test_rbm_likelihood.py",
-    "tests/test_diagnostics.py",
-    "tests/test_sbc.py",
-    "tests/test_infer_mcmc.py",  # last: 80 s of the 120 s the ten files take
+    "tests/infer/test_exact.py",
+    "tests/infer/test_blocks.py",
+    "tests/infer/test_informed.py",
+    "tests/infer/test_tempered_mala.py",
+    "tests/rbm/test_parallel_tempering.py",
+    "tests/infer/test_gof.py",
+    "tests/infer/test_trust.py",
+    "tests/infer/test_sample.py",
+    "tests/rbm/test_model.py",
+    "tests/rbm/test_sigma.py",
+    "tests/rbm/test_functional.py",
+    "tests/rbm/test_ais_ess.py",
+    "tests/rbm/test_likelihood.py",
+    "tests/diagnostics/test_diagnostics.py",
+    "tests/infer/test_sbc.py",
+    "tests/infer/test_mcmc.py",  # last: 80 s of the 120 s the ten files take
 )
 
 #: Wall-clock limit of one pytest run, seconds (the baseline takes about 2 minutes).
@@ -118,10 +118,25 @@ class Mutation:
     tests: tuple[str, ...]
 
 
+#: Short names whose file is not ``tests/<package>/test_<rest>.py`` for ``<package>_<rest>``.
+_SHORT_NAMES = {
+    "sbc": "tests/infer/test_sbc.py",
+    "diagnostics": "tests/diagnostics/test_diagnostics.py",
+}
+
+
+def _test_path(name: str) -> str:
+    """``"infer_gof"`` -> ``"tests/infer/test_gof.py"`` (the tests mirror the package)."""
+    if name in _SHORT_NAMES:
+        return _SHORT_NAMES[name]
+    package, _, topic = name.partition("_")
+    return f"tests/{package}/test_{topic}.py"
+
+
 def _order(*first: str, rest: bool = True) -> tuple[str, ...]:
     """``first`` (short names such as ``"infer_gof"``), then, with ``rest``, the other
     kernel/RBM files (``rest=False`` where no other file reaches the mutated code)."""
-    head = tuple(f"tests/test_{name}.py" for name in first)
+    head = tuple(_test_path(name) for name in first)
     unknown = set(head) - set(TEST_FILES)
     if unknown:
         raise ValueError(f"unknown test files {sorted(unknown)}")
@@ -395,7 +410,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "infer/block_gibbs.py",
         "out = out - base_log_density(c, state.visible, self.base_bias)",
         "out = out + 0.0 * base_log_density(c, state.visible, self.base_bias)",
-        ("tests/test_infer_replica_exchange.py::test_block_gibbs_replica_exchange_is_invariant",),
+        ("tests/infer/test_replica_exchange.py::test_block_gibbs_replica_exchange_is_invariant",),
     ),
     Mutation(
         "rbm_tempering_base_dropped_in_sweep",
@@ -403,7 +418,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "infer/block_gibbs.py",
         "v, h = functional.gibbs_sweep(c, state.visible, generator, beta, base_bias)",
         "v, h = functional.gibbs_sweep(c, state.visible, generator, beta)",
-        ("tests/test_infer_replica_exchange.py::test_block_gibbs_replica_exchange_is_invariant",),
+        ("tests/infer/test_replica_exchange.py::test_block_gibbs_replica_exchange_is_invariant",),
     ),
     Mutation(
         "pt_pcd_energy_sign",
@@ -420,7 +435,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return torch.where(observed, pixels, torch.zeros((), dtype=pixels.dtype)).sum(-1)",
         "return pixels.sum(-1)",
         (
-            "tests/test_vae_inpaint.py::test_matches_quadrature_posterior_of_a_one_dimensional_latent",
+            "tests/vae/test_inpaint.py::test_matches_quadrature_posterior_of_a_one_dimensional_latent",
         ),
     ),
 )

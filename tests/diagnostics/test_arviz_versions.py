@@ -111,7 +111,7 @@ KERNELS = {
 
 #: Models whose pointwise log-likelihood arviz.from_pyro 0.23 computes. For ``mixture``
 #: (``locs[z]`` does not vectorise over draws) it logs a warning and leaves the group out;
-#: pyrogen's from_pyro traces each draw instead (exact: tests/test_diagnostics_converters.py).
+#: pyrogen's from_pyro traces each draw instead (exact: tests/diagnostics/test_converters.py).
 ARVIZ_0_HAS_LOG_LIKELIHOOD = {"DiscreteGibbs"}
 
 

@@ -13,7 +13,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from infer_targets import (
+from tests.common import (
     DT,
     all_states,
     categorical_log_prob,

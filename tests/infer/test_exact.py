@@ -14,7 +14,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from infer_targets import (
+from tests.common import (
     COMPOSITION_Y,
     DT,
     all_states,

@@ -14,7 +14,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from infer_targets import (
+from tests.common import (
     all_states,
     chi_square_pvalue,
     make_rbm,
@@ -510,7 +510,7 @@ def test_sample_stats_hold_swap_rates_and_round_trips():
 def test_per_chain_temperatures_follow_chain_subsets():
     """Gibbs updates chains in groups (by cardinality, by plate block): each chain's
     conditional must use its own beta, as computed one chain at a time."""
-    from infer_targets import categorical_model
+    from tests.common import categorical_model
 
     from pyrogen.infer.discrete_gibbs import coordinate_log_conditional
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from infer_targets import DT, chi_square_pvalue, make_rbm
+from tests.common import DT, chi_square_pvalue, make_rbm
 
 from pyrogen.infer import BlockGibbs
 from pyrogen.infer.block_gibbs import BlockGibbsState, block_gibbs_step
@@ -24,7 +24,7 @@ from pyrogen.rbm import RBM, base_rate_bias, binary_states, fit, functional, sta
 
 TOL = 1e-10
 ALPHA = 1e-4  # per goodness-of-fit test, well below 1 / (number of such tests)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def gaussian_rbm(n_visible: int, n_hidden: int, sigma: float, seed: int = 0) -> RBM:

@@ -12,7 +12,7 @@ import math
 import pyro
 import pytest
 import torch
-from infer_targets import (
+from tests.common import (
     COMPOSITION_Y,
     DT,
     all_states,

@@ -2,7 +2,7 @@
 
 Everything here runs on ArviZ 1.x's packages (arviz-base, arviz-stats, arviz-plots 0.8):
 every result is an ``xarray.DataTree``. The comparison with ArviZ 0.23 is in
-tests/test_diagnostics_arviz_versions.py."""
+tests/diagnostics/test_arviz_versions.py."""
 
 from __future__ import annotations
 
