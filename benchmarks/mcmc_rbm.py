@@ -131,7 +131,10 @@ def _sync(device: str) -> None:
 def run_pyro(kernel: Any, num_chains: int, num_samples: int, warmup: int, seed: int) -> Any:
     pyro.set_rng_seed(seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "chains drawn sequentially"
+        # Pyro: "num_chains=4 is more than available_cpu=1. Chains will be drawn sequentially."
+        warnings.filterwarnings(
+            "ignore", "num_chains=.*Chains will be drawn sequentially", UserWarning
+        )
         mcmc = MCMC(kernel, num_samples, warmup, num_chains=num_chains, disable_progbar=True)
         start = time.perf_counter()
         mcmc.run()
