@@ -13,6 +13,15 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro.infer import NUTS
+
+from pyrogen.infer import DiscreteGibbs, GibbsWithinHMC
+from pyrogen.infer.discrete_gibbs import DiscreteGibbsState, blocked_gibbs_sweep
+from pyrogen.infer.gibbs_blocks import (
+    GibbsPlan,
+    colour_log_conditional,
+    plate_block_log_conditional,
+)
 from tests.common import (
     DT,
     all_states,
@@ -23,15 +32,6 @@ from tests.common import (
     ising_model,
     normalise,
     state_index,
-)
-from pyro.infer import NUTS
-
-from pyrogen.infer import DiscreteGibbs, GibbsWithinHMC
-from pyrogen.infer.discrete_gibbs import DiscreteGibbsState, blocked_gibbs_sweep
-from pyrogen.infer.gibbs_blocks import (
-    GibbsPlan,
-    colour_log_conditional,
-    plate_block_log_conditional,
 )
 
 TOL = 1e-10

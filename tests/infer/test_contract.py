@@ -16,14 +16,6 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from tests.common import (
-    COMPOSITION_Y,
-    DT,
-    categorical_model,
-    composition_model,
-    ising_model,
-    make_rbm,
-)
 from pyro.infer import HMC, MCMC, NUTS
 
 from pyrogen.infer import (
@@ -35,6 +27,14 @@ from pyrogen.infer import (
     LocallyBalanced,
     MetropolisHastings,
     VectorizedKernel,
+)
+from tests.common import (
+    COMPOSITION_Y,
+    DT,
+    categorical_model,
+    composition_model,
+    ising_model,
+    make_rbm,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:num_chains=3 is more than available_cpu")
@@ -261,8 +261,16 @@ def test_rbm_is_not_mutated():
 def test_forked_chains(monkeypatch):
     """Pyro's multiprocessing path (taken when CPUs > num_chains) works and is seeded."""
     monkeypatch.setattr("torch.multiprocessing.cpu_count", lambda: 8)
-    a = run_mcmc("discrete_gibbs", 2, seed=5).get_samples(group_by_chain=True)
-    b = run_mcmc("discrete_gibbs", 2, seed=5).get_samples(group_by_chain=True)
+    # libgomp's thread pool does not survive fork: a parent that ran multi-threaded torch ops
+    # (a serial run on 2 cores; under xdist conftest already sets 1 thread) deadlocks the
+    # forked workers. One intra-op thread for the forked run, as Pyro's docs advise.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = run_mcmc("discrete_gibbs", 2, seed=5).get_samples(group_by_chain=True)
+        b = run_mcmc("discrete_gibbs", 2, seed=5).get_samples(group_by_chain=True)
+    finally:
+        torch.set_num_threads(threads)
     assert a["a"].shape == (2, 8)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

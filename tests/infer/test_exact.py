@@ -14,6 +14,14 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro.infer import NUTS
+from pyro.infer.mcmc.util import initialize_model
+
+from pyrogen.infer import DiscreteGibbs, GibbsWithinHMC, MetropolisHastings
+from pyrogen.infer.adaptation import dual_averaging_init, dual_averaging_update, step_size
+from pyrogen.infer.discrete_gibbs import coordinate_log_conditional
+from pyrogen.infer.metropolis import value_and_grad
+from pyrogen.rbm import binary_states
 from tests.common import (
     COMPOSITION_Y,
     DT,
@@ -30,14 +38,6 @@ from tests.common import (
     normalise,
     single_site_gibbs_matrices,
 )
-from pyro.infer import NUTS
-from pyro.infer.mcmc.util import initialize_model
-
-from pyrogen.infer import DiscreteGibbs, GibbsWithinHMC, MetropolisHastings
-from pyrogen.infer.adaptation import dual_averaging_init, dual_averaging_update, step_size
-from pyrogen.infer.discrete_gibbs import coordinate_log_conditional
-from pyrogen.infer.metropolis import value_and_grad
-from pyrogen.rbm import binary_states
 
 TOL = 1e-10
 ALPHA_KS = 1e-4  # failure rate of a correct kernel in the goodness-of-fit tests here

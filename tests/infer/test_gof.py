@@ -17,6 +17,9 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+
+from pyrogen.infer import BlockGibbs, DiscreteGibbs, MetropolisHastings
+from pyrogen.rbm import binary_states
 from tests.common import (
     COMPOSITION_Y,
     DT,
@@ -37,9 +40,6 @@ from tests.common import (
     state_index,
     worst_total_variation,
 )
-
-from pyrogen.infer import BlockGibbs, DiscreteGibbs, MetropolisHastings
-from pyrogen.rbm import binary_states
 
 ALPHA = 1e-4
 MAX_MIXING_TV = 1e-3  # far below what the chi-square tests can detect with these sizes

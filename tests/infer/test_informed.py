@@ -12,6 +12,20 @@ import math
 import pyro
 import pytest
 import torch
+
+from pyrogen.infer import DiscreteLangevin, GibbsWithGradients, LocallyBalanced
+from pyrogen.infer.discrete_langevin import (
+    langevin_init,
+    langevin_log_proposal,
+    langevin_step,
+)
+from pyrogen.infer.locally_balanced import (
+    BALANCING,
+    InformedState,
+    informed_step,
+    proposal_log_probs,
+)
+from pyrogen.infer.proposal import accept_prob, log_accept_ratio
 from tests.common import (
     COMPOSITION_Y,
     DT,
@@ -27,20 +41,6 @@ from tests.common import (
     normalise,
     state_index,
 )
-
-from pyrogen.infer import DiscreteLangevin, GibbsWithGradients, LocallyBalanced
-from pyrogen.infer.discrete_langevin import (
-    langevin_init,
-    langevin_log_proposal,
-    langevin_step,
-)
-from pyrogen.infer.locally_balanced import (
-    BALANCING,
-    InformedState,
-    informed_step,
-    proposal_log_probs,
-)
-from pyrogen.infer.proposal import accept_prob, log_accept_ratio
 
 TOL = 1e-10
 ALPHA = 1e-4

@@ -14,6 +14,10 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro.infer import MCMC, NUTS, config_enumerate
+
+from pyrogen.infer import BlockGibbs, DiscreteGibbs, GibbsWithinHMC, MetropolisHastings
+from pyrogen.rbm import binary_states
 from tests.common import (
     COMPOSITION_Y,
     DT,
@@ -23,10 +27,6 @@ from tests.common import (
     make_rbm,
     normalise,
 )
-from pyro.infer import MCMC, NUTS, config_enumerate
-
-from pyrogen.infer import BlockGibbs, DiscreteGibbs, GibbsWithinHMC, MetropolisHastings
-from pyrogen.rbm import binary_states
 
 
 def mean_and_mcse(mcmc: MCMC, name: str) -> tuple[np.ndarray, np.ndarray]:

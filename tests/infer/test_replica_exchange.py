@@ -14,14 +14,6 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from tests.common import (
-    all_states,
-    chi_square_pvalue,
-    make_rbm,
-    normalise,
-    single_site_gibbs_matrices,
-    state_index,
-)
 from pyro.infer import MCMC
 
 from pyrogen.infer import (
@@ -47,6 +39,14 @@ from pyrogen.infer.replica_exchange import (
     update_round_trips,
 )
 from pyrogen.rbm import binary_states
+from tests.common import (
+    all_states,
+    chi_square_pvalue,
+    make_rbm,
+    normalise,
+    single_site_gibbs_matrices,
+    state_index,
+)
 
 DT = torch.float64
 TOL = 1e-10
@@ -510,9 +510,8 @@ def test_sample_stats_hold_swap_rates_and_round_trips():
 def test_per_chain_temperatures_follow_chain_subsets():
     """Gibbs updates chains in groups (by cardinality, by plate block): each chain's
     conditional must use its own beta, as computed one chain at a time."""
-    from tests.common import categorical_model
-
     from pyrogen.infer.discrete_gibbs import coordinate_log_conditional
+    from tests.common import categorical_model
 
     target = DiscreteGibbs(categorical_model).target
     states = all_states(target.cardinalities)

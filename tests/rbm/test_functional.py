@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.common import DT, chi_square_pvalue, make_rbm
 
 from pyrogen.infer import BlockGibbs
 from pyrogen.infer.block_gibbs import BlockGibbsState, block_gibbs_step
 from pyrogen.rbm import RBM, base_rate_bias, binary_states, fit, functional, standardize
+from tests.common import DT, chi_square_pvalue, make_rbm
 
 TOL = 1e-10
 ALPHA = 1e-4  # per goodness-of-fit test, well below 1 / (number of such tests)
