@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 from collections.abc import Iterator
+from typing import overload
 
 import torch
 
@@ -43,6 +44,14 @@ DRAWN_SEED_BOUND = 2**62
 
 # torch.Generator.manual_seed takes any value of an unsigned 64-bit integer.
 _MAX_SEED = 2**64 - 1
+
+
+@overload
+def check_seed(seed: None, name: str = ...) -> None: ...
+@overload
+def check_seed(seed: int, name: str = ...) -> int: ...
+@overload
+def check_seed(seed: object, name: str = ...) -> int | None: ...
 
 
 def check_seed(seed: object, name: str = "seed") -> int | None:

@@ -158,17 +158,16 @@ class RBM(nn.Module):
             likelihood = visible
         self.likelihood = check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
         self.sigma = check_positive_float(sigma, "sigma")
-        kw = {"dtype": dtype, "device": device}
         if seed is None:
-            weight = torch.randn(n_visible, n_hidden, **kw)
+            weight = torch.randn(n_visible, n_hidden, dtype=dtype, device=device)
         else:
             # Drawn in float64 on the CPU, then cast: one seed, the same model in any dtype.
             generator = torch.Generator().manual_seed(check_seed(seed))
             weight = torch.randn(n_visible, n_hidden, generator=generator, dtype=torch.float64)
-            weight = weight.to(**kw)
+            weight = weight.to(dtype=dtype, device=device)
         self.weight = nn.Parameter(0.01 * weight)
-        self.visible_bias = nn.Parameter(torch.zeros(n_visible, **kw))
-        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden, **kw))
+        self.visible_bias = nn.Parameter(torch.zeros(n_visible, dtype=dtype, device=device))
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden, dtype=dtype, device=device))
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -433,6 +432,6 @@ class RBM(nn.Module):
         if "visible" in config:  # files written before the rename to likelihood
             config["likelihood"] = config.pop("visible")
         dtype = state["weight"].dtype
-        rbm = cls(**config, dtype=dtype, device=device)  # type: ignore[arg-type]
+        rbm = cls(**config, dtype=dtype, device=device)
         rbm.load_state_dict(state)
         return rbm

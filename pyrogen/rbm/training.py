@@ -49,7 +49,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -104,7 +104,14 @@ _MONITOR_BUDGET = 0.1
 _DEAD_UNIT_ACTIVATION = 1e-3
 # fit warns when at least this share of the hidden units is dead or saturated.
 _DEAD_UNIT_SHARE = 0.5
-_MONITORS = ("pseudo_likelihood", "reconstruction", "exact")
+#: The per-update hook of :func:`fit`: ``step_callback(step, rbm, wall_time)``; True stops.
+_StepCallback = Callable[[int, RBM, float], bool | None]
+
+_MONITORS: tuple[Literal["pseudo_likelihood", "reconstruction", "exact"], ...] = (
+    "pseudo_likelihood",
+    "reconstruction",
+    "exact",
+)
 
 
 def standardize(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -244,6 +251,8 @@ class _Monitor:
             pl = pseudo_log_likelihood(rbm, v, coordinates=self.coordinates)
             out[prefix + "pseudo_log_likelihood"] = float(pl.mean())
         if self.kind == "exact" and not prefix:
+            if log_z is None:
+                raise ValueError("log_z (exact log Z) is needed for the 'exact' monitor")
             out["log_likelihood"] = float((-free_energy(rbm, v) - log_z).mean())
         if not prefix:
             activity = mean_h.mean(0)
@@ -533,11 +542,15 @@ def fit(
             data_logits = hidden_logits(rbm, batch)
             data_h = torch.sigmoid(data_logits)
             if algorithm == "pcd":
+                assert persistent is not None  # set above for "pcd"
                 chain = persistent
                 for _ in range(k):
                     chain = gibbs_sweep(rbm, chain, generator, rows=chains)[0]
                 persistent = chain
             elif algorithm == "pt":
+                # all set above for "pt"
+                assert tempered is not None and betas is not None
+                assert rejection_sum is not None and attempts is not None
                 for _ in range(k):
                     tempered = parallel_tempering.tempered_sweep(rbm, tempered, betas, generator)
                 tempered, swap_prob, proposed = parallel_tempering.exchange(
@@ -551,7 +564,7 @@ def fit(
                 chain = gibbs_sweep(rbm, batch, generator, hidden_logits=data_logits, rows=part)[0]
                 for _ in range(k - 1):
                     chain = gibbs_sweep(rbm, chain, generator, rows=part)[0]
-            if sharded:
+            if part is not None:  # sharded
                 chain_total = num_persistent if algorithm == "pcd" else part.total
                 _sgd_step(
                     rbm,
@@ -584,6 +597,8 @@ def fit(
         tic = time.perf_counter()
         record: dict[str, float] = {}
         if algorithm == "pt":  # the pairs' swap rates this epoch, then a new ladder
+            # all set above for "pt"
+            assert betas is not None and rejection_sum is not None and attempts is not None
             rejection = rejection_sum / attempts.clamp(min=1)
             record["pt_min_swap_rate"] = float(1 - rejection.max())
             record["pt_mean_swap_rate"] = float(1 - rejection.mean())
@@ -594,7 +609,7 @@ def fit(
         wants_log_z = exact and (monitor == "exact" or held_out is not None)
         log_z = rbm.log_partition() if wants_log_z else None
         record.update(tracker(rbm, log_z=log_z))
-        if held_out is not None:
+        if held_out is not None and validation is not None:  # one is None iff the other is
             record.update(held_out(rbm, prefix="validation_"))
             record.update(
                 _validation_log_likelihood(
@@ -648,12 +663,13 @@ def fit(
 
 def _split_callbacks(
     callback: object, step_callback: object
-) -> tuple[Callback | None, Callable[[int, RBM, float], bool | None] | None]:
+) -> tuple[Callback | None, _StepCallback | None]:
     """``(callback, step_callback)`` after checking them; an old-style ``callback`` (first
     parameter named ``step``: the per-update form of earlier releases) becomes the
     ``step_callback``, with a ``FutureWarning``."""
     callback = check_callback(callback)
-    step_callback = check_callback(step_callback, "step_callback")
+    # check_callback checks that it is callable; its parameters are the caller's to get right.
+    step_callback = cast("_StepCallback | None", check_callback(step_callback, "step_callback"))
     if callback is None:
         return None, step_callback
     try:
@@ -674,7 +690,7 @@ def _split_callbacks(
         FutureWarning,
         stacklevel=4,  # _split_callbacks, fit, keyword_only: fit's caller
     )
-    return None, callback
+    return None, cast("_StepCallback", callback)
 
 
 @torch.no_grad()
@@ -756,9 +772,9 @@ def _validation_log_likelihood(
         out["validation_log_likelihood"] = mean_neg_f - float(log_z)
     else:
         result = ais(rbm, num_chains=100, num_temperatures=1000, data=data, seed=seed)
-        log_z = float(result.log_z)
+        log_z_ais = float(result.log_z)
         if not rbm.is_gaussian:
-            log_z = max(log_z, float(log_partition_floor(rbm, data, validation)))
-        out["validation_log_likelihood"] = mean_neg_f - log_z
+            log_z_ais = max(log_z_ais, float(log_partition_floor(rbm, data, validation)))
+        out["validation_log_likelihood"] = mean_neg_f - log_z_ais
         out["validation_log_likelihood_stderr"] = float(result.stderr)
     return out
