@@ -77,6 +77,9 @@ class VAE(nn.Module):
         ((5, 8), (3, 64))
     """
 
+    # Registered with register_buffer, which nn.Module's attribute typing cannot see.
+    _zero: torch.Tensor
+
     def __init__(
         self,
         x_dim: int,
@@ -102,24 +105,37 @@ class VAE(nn.Module):
                 raise ValueError("sigma is only used by likelihood='gaussian'; pass sigma=None")
             sigma = check_positive_float(sigma, "sigma")
         self.sigma = sigma
-        kw = {"dtype": dtype, "device": device}
         # One encoder head of width 2 * latent_dim (loc and raw scale) instead of two heads:
         # one matmul fewer per step, same function class. ReLU between the layers rather
         # than softplus: on CPU it is the cheaper kernel in both passes, and on the digits
         # benchmark it reaches the same or better held-out likelihood
         # (benchmarks/vae_digits.py).
-        self.encoder = MLP(self.x_dim, 2 * self.latent_dim, self.hidden, activation="relu", **kw)
+        self.encoder = MLP(
+            self.x_dim,
+            2 * self.latent_dim,
+            self.hidden,
+            activation="relu",
+            dtype=dtype,
+            device=device,
+        )
         self.decoder = MLP(
-            self.latent_dim, self.x_dim, tuple(reversed(self.hidden)), activation="relu", **kw
+            self.latent_dim,
+            self.x_dim,
+            tuple(reversed(self.hidden)),
+            activation="relu",
+            dtype=dtype,
+            device=device,
         )
         if self.likelihood == "gaussian":
-            log_sigma = torch.tensor(math.log(sigma) if sigma is not None else 0.0, **kw)
+            log_sigma = torch.tensor(
+                math.log(sigma) if sigma is not None else 0.0, dtype=dtype, device=device
+            )
             if sigma is None:
                 self.log_sigma = nn.Parameter(log_sigma)
             else:
                 self.register_buffer("log_sigma", log_sigma)
         # A buffer that follows .to(device / dtype): what the device and dtype properties read.
-        self.register_buffer("_zero", torch.zeros((), **kw), persistent=False)
+        self.register_buffer("_zero", torch.zeros((), dtype=dtype, device=device), persistent=False)
         #: Whether :meth:`model` and :meth:`guide` call ``pyro.module("vae", self)``. ``fit``
         #: optimises the parameters directly and switches it off (it costs ~0.15 ms per
         #: step; :func:`pyrogen.vae.training.unregistered`).
@@ -227,7 +243,13 @@ class VAE(nn.Module):
         subsample_size: int | None,
     ) -> pyro.plate:
         return pyro.plate(
-            "data", size, subsample_size=subsample_size, subsample=subsample, device=self.device
+            "data",
+            size,
+            subsample_size=subsample_size,
+            subsample=subsample,
+            # Pyro annotates device as str | None; plate passes it on to torch, which
+            # takes a torch.device as well.
+            device=self.device,  # type: ignore[arg-type]
         )
 
     def model(

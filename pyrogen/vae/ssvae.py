@@ -88,6 +88,10 @@ class SSVAE(nn.Module):
         torch.Size([5])
     """
 
+    # Registered with register_buffer, which nn.Module's attribute typing cannot see.
+    _zero: torch.Tensor
+    _one: torch.Tensor
+
     def __init__(
         self,
         x_dim: int,
@@ -107,15 +111,24 @@ class SSVAE(nn.Module):
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
         self.hidden = check_hidden(hidden)
-        kw = {"dtype": dtype, "device": device}
         # ReLU MLPs, as in the VAE (see its constructor).
-        self.classifier = MLP(self.x_dim, self.num_classes, self.hidden, **kw)
-        self.encoder = MLP(self.x_dim + self.num_classes, 2 * self.latent_dim, self.hidden, **kw)
-        self.decoder = MLP(
-            self.latent_dim + self.num_classes, self.x_dim, tuple(reversed(self.hidden)), **kw
+        self.classifier = MLP(self.x_dim, self.num_classes, self.hidden, dtype=dtype, device=device)
+        self.encoder = MLP(
+            self.x_dim + self.num_classes,
+            2 * self.latent_dim,
+            self.hidden,
+            dtype=dtype,
+            device=device,
         )
-        self.register_buffer("_zero", torch.zeros((), **kw), persistent=False)
-        self.register_buffer("_one", torch.ones((), **kw), persistent=False)
+        self.decoder = MLP(
+            self.latent_dim + self.num_classes,
+            self.x_dim,
+            tuple(reversed(self.hidden)),
+            dtype=dtype,
+            device=device,
+        )
+        self.register_buffer("_zero", torch.zeros((), dtype=dtype, device=device), persistent=False)
+        self.register_buffer("_one", torch.ones((), dtype=dtype, device=device), persistent=False)
         self.register_params = True
 
     @property
@@ -234,7 +247,15 @@ class SSVAE(nn.Module):
             self.check_data(x)
             if y is not None:
                 self.check_labels(y, x.shape[0])
-        with pyro.plate("data", x.shape[0], subsample=subsample, device=self.device) as index:
+        # Pyro annotates plate's device as str | None; it passes it on to torch, which takes a
+        # torch.device as well.
+        data_plate = pyro.plate(
+            "data",
+            x.shape[0],
+            subsample=subsample,
+            device=self.device,  # type: ignore[arg-type]
+        )
+        with data_plate as index:
             if subsample is not None:
                 x = x[index]
                 y = None if y is None else y[index]
@@ -258,7 +279,15 @@ class SSVAE(nn.Module):
         """Pyro guide: ``"y" ~ q(y|x)`` (enumerated in parallel) unless observed; ``"z"``."""
         if self.register_params:
             pyro.module("ssvae", self)
-        with pyro.plate("data", x.shape[0], subsample=subsample, device=self.device) as index:
+        # Pyro annotates plate's device as str | None; it passes it on to torch, which takes a
+        # torch.device as well.
+        data_plate = pyro.plate(
+            "data",
+            x.shape[0],
+            subsample=subsample,
+            device=self.device,  # type: ignore[arg-type]
+        )
+        with data_plate as index:
             if subsample is not None:
                 x = x[index]
                 y = None if y is None else y[index]
@@ -312,14 +341,21 @@ class _StepLoss(nn.Module):
         self.unlabelled_elbo = TraceEnum_ELBO(max_plate_nesting=1)
         self.labelled_elbo = TraceMeanField_ELBO(max_plate_nesting=1)
 
-    def _loss(self, handler: object, elbo: object, *args: object, **kwargs: object):
+    def _loss(
+        self,
+        handler: contextlib.AbstractContextManager[object],
+        elbo: TraceEnum_ELBO | TraceMeanField_ELBO,
+        *args: object,
+        **kwargs: object,
+    ) -> torch.Tensor:
         with handler:
             return elbo.differentiable_loss(self.ssvae.model, self.ssvae.guide, *args, **kwargs)
 
     def forward(self, index_u: torch.Tensor, index_l: torch.Tensor) -> torch.Tensor:
         ssvae, n_l = self.ssvae, self.x_l.shape[0]
         scale_u = scale_l = 1.0
-        handler_u = handler_l = contextlib.nullcontext()
+        handler_u: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        handler_l: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         if self.sharded:
             part_u, part_l = _dist.shard(index_u.numel()), _dist.shard(index_l.numel())
             index_u, index_l = index_u[part_u.slice()], index_l[part_l.slice()]
@@ -421,7 +457,7 @@ def fit_semisupervised(
         y_v = ssvae.check_labels(validation[1], x_v.shape[0], "validation[1]").to(ssvae.device)
 
     sharded = _dist.resolve_distributed(distributed)
-    step_loss = _StepLoss(ssvae, x_l, y_l, x_u, alpha, sharded)
+    step_loss: nn.Module = _StepLoss(ssvae, x_l, y_l, x_u, alpha, sharded)
     if sharded:  # one seed and rank 0's parameters everywhere (DDP broadcasts them)
         _dist.check_batches(n_u, batch_size)
         labelled_batch = min(batch_size, n_l)  # always full: the labelled set is cycled

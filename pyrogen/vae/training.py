@@ -24,11 +24,11 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, Protocol
 
 import pyro
 import torch
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from pyrogen import distributed as _dist
 from pyrogen._validation import (
@@ -44,7 +44,7 @@ from pyrogen.vae.model import VAE
 __all__ = ["fit", "make_elbo", "make_adam", "seeded", "unregistered"]
 
 
-def make_elbo(kind: str, num_particles: int = 1) -> ELBO:
+def make_elbo(kind: str, num_particles: int = 1) -> Trace_ELBO:
     """The Pyro ELBO for ``kind`` ``"meanfield"`` (analytic KL) or ``"trace"`` (Monte Carlo).
 
     Particles are vectorised (one batched pass) when ``num_particles > 1``; with one particle
@@ -75,8 +75,14 @@ def make_adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimi
 seeded = forked_global_rng
 
 
+class _RegistersParams(Protocol):
+    """A model whose Pyro methods call ``pyro.module`` only while ``register_params`` is on."""
+
+    register_params: bool
+
+
 @contextlib.contextmanager
-def unregistered(module: torch.nn.Module) -> Iterator[None]:
+def unregistered(module: _RegistersParams) -> Iterator[None]:
     """Switch off the per-call ``pyro.module`` registration of ``module`` inside the block."""
     old = module.register_params
     module.register_params = False
@@ -104,7 +110,7 @@ class _ShardedElbo(torch.nn.Module):
     gradient of the one-process loss.
     """
 
-    def __init__(self, vae: torch.nn.Module, loss_fn: ELBO, data: torch.Tensor) -> None:
+    def __init__(self, vae: VAE, loss_fn: Trace_ELBO, data: torch.Tensor) -> None:
         super().__init__()
         self.vae = vae
         self.loss_fn = loss_fn
@@ -203,11 +209,11 @@ def fit(
 
     n = data.shape[0]
     sharded = _dist.resolve_distributed(distributed)
-    step_loss = _ShardedElbo(vae, loss_fn, data) if sharded else None
+    step_loss: torch.nn.Module | None = None  # the DDP-wrapped loss; set iff sharded
     if sharded:  # one seed and rank 0's parameters everywhere (DDP broadcasts them)
         _dist.check_batches(n, batch_size)
         seed = _dist.shared_seed(seed)
-        step_loss = _dist.make_ddp(step_loss)
+        step_loss = _dist.make_ddp(_ShardedElbo(vae, loss_fn, data))
         progress = progress and _dist.is_main_process()
     optimizer = make_adam(list(vae.parameters()), lr)
     # Data were validated above; Pyro's per-step checks would only repeat that.
@@ -222,7 +228,7 @@ def fit(
             order = torch.randperm(n, generator=generator).to(vae.device)
             total = torch.zeros((), dtype=vae.dtype, device=vae.device)
             for index in order.split(batch_size):
-                if sharded:
+                if step_loss is not None:  # sharded
                     part = _dist.shard(index.shape[0])
                     loss = step_loss(index[part.slice()], part.total)
                 else:
