@@ -69,11 +69,14 @@ class ImplicitModel(nn.Module):
         ((4, 2), (4, 3))
     """
 
+    # Registered with register_buffer, which nn.Module's attribute typing cannot see.
+    _latent_loc: torch.Tensor
+
     def __init__(
         self,
         generator: nn.Module,
         latent_dim: int,
-        latent_dist: dist.Distribution | None = None,
+        latent_dist: dist.TorchDistribution | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(generator, nn.Module):
@@ -140,14 +143,15 @@ class ImplicitModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description: the generator's ``config()`` when it has one."""
-        if not callable(getattr(self.generator, "config", None)):
+        generator_config = getattr(self.generator, "config", None)
+        if not callable(generator_config):
             raise TypeError(
                 "saving needs a generator with a config() method (e.g. pyrogen.gan."
                 f"mlp_generator); got {type(self.generator).__name__}. Save its state_dict "
                 "yourself, or pass your module to load(..., generator=module)"
             )
         return {
-            "generator": self.generator.config(),
+            "generator": generator_config(),
             "latent_dim": self.latent_dim,
             "custom_latent_dist": self.latent_dist is not None,
         }
@@ -162,7 +166,7 @@ class ImplicitModel(nn.Module):
         """Dtype of the latent draws (that of the generator, once moved with it)."""
         return self._latent_loc.dtype
 
-    def prior(self) -> dist.Distribution:
+    def prior(self) -> dist.TorchDistribution:
         """The latent distribution :math:`p(z)`, event shape ``(latent_dim,)``."""
         if self.latent_dist is not None:
             return self.latent_dist
@@ -299,7 +303,7 @@ class ImplicitModel(nn.Module):
         cls,
         path: str | os.PathLike[str],
         generator: nn.Module | None = None,
-        latent_dist: dist.Distribution | None = None,
+        latent_dist: dist.TorchDistribution | None = None,
         device: torch.device | str | None = None,
     ) -> ImplicitModel:
         """Load a model written by :meth:`save` (safetensors + JSON, no unpickling).
@@ -319,7 +323,7 @@ class ImplicitModel(nn.Module):
         config: dict[str, Any],
         state: dict[str, torch.Tensor],
         generator: nn.Module | None = None,
-        latent_dist: dist.Distribution | None = None,
+        latent_dist: dist.TorchDistribution | None = None,
         device: torch.device | str | None = None,
     ) -> ImplicitModel:
         """Rebuild a model from its :meth:`config` and its ``state_dict`` (what :meth:`load`

@@ -63,9 +63,7 @@ def discriminator_energy(gan: GAN) -> Callable[[], torch.Tensor]:
 
     def model() -> torch.Tensor:
         implicit = gan.generator
-        # prior() is annotated as pyro's Distribution base (gan/implicit.py); pyro.sample
-        # wants a TorchDistributionMixin, which every prior it returns is.
-        z = pyro.sample("z", implicit.prior())  # type: ignore[arg-type]
+        z = pyro.sample("z", implicit.prior())
         x = pyro.deterministic("x", implicit.generator(z), event_dim=1)
         pyro.factor("discriminator", gan.logits(x))
         return x

@@ -144,13 +144,14 @@ class GAN(nn.Module):
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
         """JSON description of both networks (they need ``config()``, e.g. pyrogen MLPs)."""
-        if not callable(getattr(self.discriminator, "config", None)):
+        discriminator_config = getattr(self.discriminator, "config", None)
+        if not callable(discriminator_config):
             raise TypeError(
                 "saving needs a discriminator with a config() method (e.g. pyrogen.gan."
                 f"mlp_discriminator); got {type(self.discriminator).__name__}. Save the "
                 "state_dict yourself, or pass your module to load(..., discriminator=module)"
             )
-        return {"generator": self.generator.config(), "discriminator": self.discriminator.config()}
+        return {"generator": self.generator.config(), "discriminator": discriminator_config()}
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write both networks' weights and configuration to one safetensors file, atomically."""
@@ -162,7 +163,7 @@ class GAN(nn.Module):
         path: str | os.PathLike[str],
         generator: nn.Module | None = None,
         discriminator: nn.Module | None = None,
-        latent_dist: dist.Distribution | None = None,
+        latent_dist: dist.TorchDistribution | None = None,
         device: torch.device | str | None = None,
     ) -> GAN:
         """Load a GAN written by :meth:`save` (safetensors + JSON, no unpickling).

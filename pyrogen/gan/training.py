@@ -345,7 +345,7 @@ def fit(
         nonlocal step
         for current in range(window * every + 1, min((window + 1) * every, total) + 1):
             step = current  # read by flush, also after an interrupt
-            if sharded:
+            if d_step is not None:  # sharded: the DDP-wrapped steps exist
                 _sharded_step(
                     latent,
                     next_real,
@@ -454,7 +454,7 @@ def _sharded_step(
             sums[2] += torch.sigmoid(l_fake).mean() * share
         counts[0] += 1
     g_step, g_opt = generator
-    if g_step is not None:
+    if g_step is not None and g_opt is not None:  # both None when not trained
         scaled_loss, g_loss = g_step(latent.sample_latent(batch_size, rng)[rows], weight)
         g_opt.zero_grad(set_to_none=True)
         scaled_loss.backward()
