@@ -54,6 +54,8 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
                 progress=False,
                 check=False,  # checked below, for the quantity reported
             )
+            if idata is None:  # sample returns None only on ranks > 0 of a process group
+                raise RuntimeError("the tour runs in one process, not in a process group")
             # Quietly per image; one warning per reported number below.
             mh_parts.append(
                 check_convergence(
@@ -77,6 +79,8 @@ def run_compose(ctx: TourContext, rbm: RBM) -> None:
                 progress=False,
                 check=False,  # checked below, for the quantity reported
             )
+            if idata is None:  # sample returns None only on ranks > 0 of a process group
+                raise RuntimeError("the tour runs in one process, not in a process group")
             gibbs_parts.append(
                 check_convergence(
                     idata, f"block-Gibbs denoising, image {i}", var_names=["v"], warn=False

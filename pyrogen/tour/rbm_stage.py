@@ -127,6 +127,11 @@ def log_likelihood_estimate(m: Mapping[str, Any], short: bool = False) -> Estima
     as an :class:`~pyrogen.tour.report.Estimate` that renders marked when it was flagged."""
     if m["log_likelihood_method"] == "exact":
         return float(m["held_out_log_likelihood"])
+    return _bracket_estimate(m, short)
+
+
+def _bracket_estimate(m: Mapping[str, Any], short: bool = False) -> Estimate:
+    """The AIS / reverse-AIS bracket of a stage whose likelihood was not enumerated."""
     return Estimate(
         bracket_text(m["log_likelihood_bounds"], short), m["log_likelihood_reliability"]
     )
@@ -170,6 +175,8 @@ def run_rbm(ctx: TourContext) -> RBM:
             seed=ctx.seed,
             progress=ctx.progress,
         )
+        if idata is None:  # sample returns None only on ranks > 0 of a process group
+            raise RuntimeError("the tour runs in one process, not in a process group")
         samples = torch.as_tensor(idata.posterior["v"].values[:, -1], dtype=ctx.test.dtype)
         m["sampling_seconds"] = time.perf_counter() - tic
         m["sampled_chains"] = n
@@ -186,10 +193,10 @@ def run_rbm(ctx: TourContext) -> RBM:
             symmetric=True,
         )
         if m["log_likelihood_method"] == "exact":
-            likelihood = f"held-out log-likelihood {m['held_out_log_likelihood']:.2f} nats (exact)"
+            summary = f"held-out log-likelihood {m['held_out_log_likelihood']:.2f} nats (exact)"
         else:
-            likelihood = f"held-out {log_likelihood_estimate(m)} (AIS/reverse-AIS bracket)"
-        m["summary"] = f"{likelihood}; FD {m['frechet_distance']:.2f}"
+            summary = f"held-out {log_likelihood_estimate(m)} (AIS/reverse-AIS bracket)"
+        m["summary"] = f"{summary}; FD {m['frechet_distance']:.2f}"
     report_rbm(ctx.report, m, cfg, ctx.figures, ctx.num_pixels)
     return rbm
 
@@ -212,7 +219,7 @@ def report_rbm(
         )
     else:
         b = m["log_likelihood_bounds"]
-        estimate = log_likelihood_estimate(m)
+        estimate = _bracket_estimate(m)
         verdict = (
             "The two ends agree, so the bracket can be read as the log-likelihood."
             if estimate.converged

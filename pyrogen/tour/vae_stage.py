@@ -93,6 +93,8 @@ def run_vae(ctx: TourContext) -> VAE:
             num_chains=4,
             seed=ctx.seed,
         )
+        if result is None:  # inpaint returns None only on ranks > 0 of a process group
+            raise RuntimeError("the tour runs in one process, not in a process group")
         # inpaint has checked the chains of z (and warned if they failed): the hidden-pixel
         # log-likelihood below rests on them.
         m["inpaint_reliability"] = result.reliability.as_dict()
