@@ -38,7 +38,7 @@ References: Geman & Geman (1984); Liu, *Monte Carlo Strategies in Scientific Com
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
 
@@ -313,10 +313,11 @@ def blocked_gibbs_sweep(
                 rows: torch.Tensor | slice = slice(None)
                 picked = units
             else:
-                rows = ((units >= lo) & (units < hi)).nonzero().squeeze(-1)
-                if rows.numel() == 0:
+                selected = ((units >= lo) & (units < hi)).nonzero().squeeze(-1)
+                if selected.numel() == 0:
                     continue
-                picked = units[rows]
+                rows = selected
+                picked = units[selected]
             coords = block.coordinates[picked - lo]
             sub = discrete[rows]
             fn = restrict_chains(log_joint_fn, rows)
@@ -368,7 +369,8 @@ def posterior_dependencies(
             found = get_dependencies(model, tuple(model_args), dict(model_kwargs))
     except Exception:  # provenance tracking does not support every model
         return None
-    return found["posterior_dependencies"]
+    # Pyro types the result as dict[str, object]; this entry is {site: {site: {plates}}}.
+    return cast("dict[str, dict[str, set[str]]]", found["posterior_dependencies"])
 
 
 def initial_discrete_state(
@@ -451,6 +453,8 @@ class DiscreteGibbs(ChainKernel):
         >>> mcmc.get_samples()["x"].shape
         torch.Size([50, 3])
     """
+
+    model: Callable[..., Any]  # always given (ChainKernel's may be None)
 
     def __init__(
         self,

@@ -246,8 +246,8 @@ def gibbs_plan(
             f"{type(blocks).__name__}"
         )
     colour = colour_blocks(target.discrete_sites, colouring, target.device)
-    for block in colour:
-        check_colour_block(target, block, log_joint_fn, generator)
+    for colour_block in colour:
+        check_colour_block(target, colour_block, log_joint_fn, generator)
     rest = [s for s in target.discrete_sites if s.name not in colouring]
     plate: list[PlateBlock] = []
     if auto and any(s.batch_rank for s in rest):
@@ -436,10 +436,10 @@ def check_plate_block(
                     fast[:, col][finite], exact[finite], atol=tol, rtol=1e-4
                 ):
                     per_element = [round(p, 4) for p in fast[0, col].exp().tolist()]
-                    single = [round(p, 4) for p in exact[0].exp().tolist()]
+                    single_site = [round(p, 4) for p in exact[0].exp().tolist()]
                     return (
                         f"at plate element {col} of a random state the conditional read per "
-                        f"element is {per_element}, the exact one {single}"
+                        f"element is {per_element}, the exact one {single_site}"
                     )
     return None
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pyro
 import pyro.poutine as poutine
@@ -38,7 +38,7 @@ import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import site_is_subsample
 
-from pyrogen.infer.site_layout import SiteLayout, sites_from_trace
+from pyrogen.infer.site_layout import ContinuousSite, DiscreteSite, SiteLayout, sites_from_trace
 
 __all__ = ["PyroTarget", "ChainLogJoint", "discrete_target", "restrict_chains"]
 
@@ -117,12 +117,17 @@ class PyroTarget(SiteLayout):
         )
         # (name, dim, size) of each vectorised plate a latent site sits in, for Gibbs blocks.
         self.plate_frames: dict[str, tuple[tuple[str, int, int], ...]] = {
-            name: tuple((f.name, f.dim, f.size) for f in site["cond_indep_stack"] if f.vectorized)
+            # (a frame is vectorised exactly when it has a dim: CondIndepStackFrame.vectorized)
+            name: tuple(
+                (f.name, f.dim, f.size) for f in site["cond_indep_stack"] if f.dim is not None
+            )
             for name, site in trace.nodes.items()
             if site["type"] == "sample"
         }
         discrete, continuous = sites_from_trace(trace)
-        values = [trace.nodes[s.name]["value"] for s in [*discrete, *continuous]]
+        latent_sites: list[DiscreteSite | ContinuousSite] = [*discrete, *continuous]
+        # Pyro types a message's value as optional; a sample site of a trace always has one.
+        values = [cast(torch.Tensor, trace.nodes[s.name]["value"]) for s in latent_sites]
         device = values[0].device if values else torch.device("cpu")
         floats = [v.dtype for v in values if torch.is_floating_point(v)]
         super().__init__(
@@ -244,13 +249,13 @@ class PyroTarget(SiteLayout):
         data = dict(fixed or {})
         batch_shape: torch.Size = torch.Size()
         nesting = self.max_plate_nesting
-        sites = {s.name: s for s in self.discrete_sites}
+        sites: dict[str, DiscreteSite | ContinuousSite] = {s.name: s for s in self.discrete_sites}
         sites.update({s.name: s for s in self.continuous_sites})
         for name, value in values.items():
-            site = sites[name]
+            layout = sites[name]
             batch_shape = value.shape[:batch_ndim]
-            pad = (1,) * (nesting - site.batch_rank)
-            data[name] = value.reshape(batch_shape + pad + site.shape)
+            pad = (1,) * (nesting - layout.batch_rank)
+            data[name] = value.reshape(batch_shape + pad + layout.shape)
         with poutine.block():
             conditioned = poutine.condition(self.model, data=data)
             trace = poutine.trace(conditioned).get_trace(*self.model_args, **self.model_kwargs)
@@ -273,9 +278,9 @@ class PyroTarget(SiteLayout):
             if not prior and is_latent:
                 continue
             log_p = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
-            tempered = scale is not None and not is_latent
+            tempered_scale = None if is_latent else scale  # None: not tempered
             if not isinstance(log_p, torch.Tensor) or log_p.dim() == 0:
-                total = total + (scale * log_p if tempered else log_p)
+                total = total + (tempered_scale * log_p if tempered_scale is not None else log_p)
                 continue
             rank = batch_ndim + nesting
             if log_p.dim() > rank:
@@ -288,8 +293,9 @@ class PyroTarget(SiteLayout):
             summed = tuple(k - nesting for k in range(nesting) if k not in keep)
             if summed:
                 log_p = log_p.sum(summed, keepdim=bool(keep))
-            if tempered:  # after the plate sums, so the chain dim is where beta expects it
-                log_p = scale * log_p
+            # Tempered after the plate sums, so that the chain dim is where beta expects it.
+            if tempered_scale is not None:
+                log_p = tempered_scale * log_p
             total = total + log_p
         return total
 
@@ -334,7 +340,7 @@ class PyroTarget(SiteLayout):
         """
         batch = discrete.shape[:-1] if self.num_discrete else continuous.shape[:-1]
         values = self.discrete_values(discrete) if self.num_discrete else {}
-        ladj = 0.0
+        ladj: torch.Tensor | float = 0.0
         if self.num_continuous:
             cont, ladj = self.continuous_values(continuous)
             values.update(cont)
@@ -364,6 +370,7 @@ class PyroTarget(SiteLayout):
         if not batch_continuous:
             continuous = continuous[:1].expand(2, self.num_continuous)
         problem = None
+        ladj: torch.Tensor | float
         with torch.no_grad():
             try:
                 if batch_continuous or not self.num_continuous:
