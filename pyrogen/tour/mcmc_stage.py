@@ -43,7 +43,10 @@ def _pyro_mcmc(kernel: Any, ctx: TourContext) -> Any:
     # Pyro's MCMC draws from the global generator (its worker processes seed themselves from
     # torch.initial_seed()): run it on a seeded fork, leaving the caller's stream alone.
     with forked_global_rng(ctx.seed, ctx.device), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "chains drawn sequentially"
+        # Pyro: "num_chains=4 is more than available_cpu=1. Chains will be drawn sequentially."
+        warnings.filterwarnings(
+            "ignore", "num_chains=.*Chains will be drawn sequentially", UserWarning
+        )
         mcmc = MCMC(
             kernel,
             num_samples=cfg.mcmc_samples,
