@@ -206,8 +206,11 @@ def test_block_gibbs_replica_exchange_is_invariant(with_base):
     assert chi_square_pvalue(index.long(), Ks[1][5]) > ALPHA
 
     # The real kernel's beta = 1 draws: final states of 4000 independent chains.
+    # With the base, two sweeps per swap phase (each leaves the product invariant too).
     kernel = ReplicaExchange(
-        BlockGibbs(rbm, "joint", visible_log_odds=a, base_bias=base), betas=[1.0, 0.4]
+        BlockGibbs(rbm, "joint", visible_log_odds=a, base_bias=base),
+        betas=[1.0, 0.4],
+        inner_steps=2 if with_base else 1,
     )
     idata = sample(kernel, 4000, 1, 30, seed=3, progress=False, check=False)
     v = torch.as_tensor(idata.posterior["v"].values[:, -1])
@@ -271,6 +274,32 @@ def test_a_single_replica_is_the_inner_kernel(kind):
         assert (ours.posterior[name].values == theirs.posterior[name].values).all()
     for name in theirs.sample_stats.data_vars:
         assert (ours.sample_stats[name].values == theirs.sample_stats[name].values).all()
+
+
+@pytest.mark.parametrize("kind", ["gibbs", "mala", "rbm"])
+def test_inner_steps_are_inner_kernel_steps_between_swaps(kind):
+    """A single replica with ``inner_steps=2`` is the inner kernel with every other state
+    kept (warm-up adaptation included: 4 of 5 steps adapt, i.e. 8 of 10 inner steps)."""
+    model, _, _ = curie_weiss(5, 1.0, 0.2)
+
+    def continuous():
+        x = pyro.sample("z", dist.Normal(torch.zeros((), dtype=DT), 2.0))
+        pyro.sample("y", dist.Normal(x, 1.0), obs=torch.tensor(0.7, dtype=DT))
+
+    def make():
+        if kind == "gibbs":
+            return DiscreteGibbs(model)
+        if kind == "mala":
+            return MetropolisHastings(continuous, proposal="mala", step_size=0.5)
+        return BlockGibbs(make_rbm(4, 3))
+
+    kernel = ReplicaExchange(make(), [1.0], inner_steps=2)
+    ours = sample(kernel, 3, 10, 5, seed=5, progress=False, check=False)
+    theirs = sample(make(), 3, 20, 10, seed=5, progress=False, check=False)
+    for name in theirs.posterior.data_vars:
+        assert (ours.posterior[name].values == theirs.posterior[name].values[:, 1::2]).all()
+    with pytest.raises(ValueError, match="inner_steps"):
+        ReplicaExchange(make(), [1.0, 0.5], inner_steps=0)
 
 
 # --------------------------------------------------------------- (d) pyro.infer.MCMC
