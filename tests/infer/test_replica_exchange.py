@@ -253,8 +253,8 @@ def test_replica_exchange_samples_a_bimodal_target_that_gibbs_cannot():
 
 
 # ------------------------------------------------------- (c) one replica = the kernel
-@pytest.mark.parametrize("kind", ["gibbs", "mala", "rbm"])
-def test_a_single_replica_is_the_inner_kernel(kind):
+def inner_kernel_factory(kind):
+    """A function that builds a fresh inner kernel of the given kind."""
     model, _, _ = curie_weiss(5, 1.0, 0.2)
 
     def continuous():
@@ -267,6 +267,13 @@ def test_a_single_replica_is_the_inner_kernel(kind):
         if kind == "mala":
             return MetropolisHastings(continuous, proposal="mala", step_size=0.5)
         return BlockGibbs(make_rbm(4, 3))
+
+    return make
+
+
+@pytest.mark.parametrize("kind", ["gibbs", "mala", "rbm"])
+def test_a_single_replica_is_the_inner_kernel(kind):
+    make = inner_kernel_factory(kind)
 
     ours = sample(ReplicaExchange(make(), [1.0]), 3, 20, 10, seed=5, progress=False, check=False)
     theirs = sample(make(), 3, 20, 10, seed=5, progress=False, check=False)
@@ -280,18 +287,7 @@ def test_a_single_replica_is_the_inner_kernel(kind):
 def test_inner_steps_are_inner_kernel_steps_between_swaps(kind):
     """A single replica with ``inner_steps=2`` is the inner kernel with every other state
     kept (warm-up adaptation included: 4 of 5 steps adapt, i.e. 8 of 10 inner steps)."""
-    model, _, _ = curie_weiss(5, 1.0, 0.2)
-
-    def continuous():
-        x = pyro.sample("z", dist.Normal(torch.zeros((), dtype=DT), 2.0))
-        pyro.sample("y", dist.Normal(x, 1.0), obs=torch.tensor(0.7, dtype=DT))
-
-    def make():
-        if kind == "gibbs":
-            return DiscreteGibbs(model)
-        if kind == "mala":
-            return MetropolisHastings(continuous, proposal="mala", step_size=0.5)
-        return BlockGibbs(make_rbm(4, 3))
+    make = inner_kernel_factory(kind)
 
     kernel = ReplicaExchange(make(), [1.0], inner_steps=2)
     ours = sample(kernel, 3, 10, 5, seed=5, progress=False, check=False)
