@@ -87,20 +87,35 @@ def log_density_and_grad(
 
 
 def log_proposal_density(
-    z_to: torch.Tensor, z_from: torch.Tensor, grad_from: torch.Tensor, step: torch.Tensor
+    z_to: torch.Tensor,
+    z_from: torch.Tensor,
+    grad_from: torch.Tensor,
+    step: torch.Tensor,
+    inverse_mass: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r""":math:`\log q(z_{to} | z_{from})` of MALA, shape ``(C,)``, up to a constant that is
-    the same both ways (the step size is); ``z_to``, ``z_from``, ``grad_from`` ``(C, D)``,
-    ``step`` ``(C,)``.
+    the same both ways (the step size and the metric are); ``z_to``, ``z_from``,
+    ``grad_from`` ``(C, D)``, ``step`` ``(C,)`` (any leading batch shape in place of ``C``).
+
+    With a diagonal inverse mass matrix ``inverse_mass`` :math:`m` (same shape as ``z_to``)
+    the proposal is :math:`\mathcal N(z + \tfrac{\epsilon^2}{2} m \odot \nabla,\,
+    \epsilon^2 \operatorname{diag}(m))` (preconditioned MALA,
+    :func:`~pyrogen.infer.replica_exchange_mala`); ``None`` is :math:`m = 1`.
 
     Example:
         >>> z, grad = torch.zeros(1, 2), torch.ones(1, 2)
         >>> log_proposal_density(torch.full((1, 2), 0.5), z, grad, torch.ones(1))  # at the mean
         tensor([-0.])
+        >>> m = torch.full((1, 2), 4.0)
+        >>> log_proposal_density(torch.full((1, 2), 2.0), z, grad, torch.ones(1), m)
+        tensor([-0.])
     """
     eps = step.unsqueeze(-1)
-    mean = z_from + 0.5 * eps**2 * grad_from
-    return -((z_to - mean) ** 2).sum(-1) / (2 * step**2)
+    if inverse_mass is None:
+        mean = z_from + 0.5 * eps**2 * grad_from
+        return -((z_to - mean) ** 2).sum(-1) / (2 * step**2)
+    mean = z_from + 0.5 * eps**2 * inverse_mass * grad_from
+    return -((z_to - mean) ** 2 / inverse_mass).sum(-1) / (2 * step**2)
 
 
 def init(position: torch.Tensor, log_density_fn: LogDensityFn) -> MALAState:

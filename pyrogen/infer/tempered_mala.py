@@ -62,6 +62,7 @@ from pyrogen.infer.adaptation import (
     dual_averaging_update,
     step_size,
 )
+from pyrogen.infer.mala import log_proposal_density
 from pyrogen.infer.proposal import log_accept_ratio, metropolis_accept
 from pyrogen.infer.replica_exchange import (
     FIRST_ROUND_LENGTH,
@@ -284,15 +285,16 @@ def replica_exchange_mala(
         adapt = t < adapting
         # 1. MALA on every replica (preconditioned by the slot's inverse mass matrix)
         log_density, grad = _tempered(e, ladder)
-        eps = step_size(adaptation, adapt).reshape(num_slots, batch, 1)
+        eps = step_size(adaptation, adapt).reshape(num_slots, batch)
         noise = torch.randn(z.shape, generator=generator, dtype=dtype, device=device)
-        drift = 0.5 * eps**2 * inverse_mass
-        proposed = z + drift * grad + eps * inverse_mass.sqrt() * noise
+        eps_col = eps.unsqueeze(-1)
+        proposed = (
+            z + 0.5 * eps_col**2 * inverse_mass * grad + eps_col * inverse_mass.sqrt() * noise
+        )
         e_new = _evaluate(log_prior, log_likelihood, proposed)
         log_density_new, grad_new = _tempered(e_new, ladder)
-        scale = 2 * eps**2 * inverse_mass
-        log_q_forward = -((proposed - z - drift * grad) ** 2 / scale).sum(-1)
-        log_q_backward = -((z - proposed - drift * grad_new) ** 2 / scale).sum(-1)
+        log_q_forward = log_proposal_density(proposed, z, grad, eps, inverse_mass)
+        log_q_backward = log_proposal_density(z, proposed, grad_new, eps, inverse_mass)
         ratio = log_accept_ratio(log_density_new, log_density, log_q_forward, log_q_backward)
         accepted, prob = metropolis_accept(ratio, generator)
         keep = accepted.unsqueeze(-1)
