@@ -371,11 +371,15 @@ class BlockGibbs(ChainKernel):
         self, state: BlockGibbsState, *, generator: torch.Generator, warmup: bool = False
     ) -> tuple[BlockGibbsState, dict[str, torch.Tensor]]:
         """One sweep of every chain; ``info["accept_prob"]`` is ones (Gibbs always moves)."""
-        c = self._conditionals
-        if c is None:  # chains built by hand rather than by init_chains
-            c = self._conditionals = conditionals(self.rbm, self.visible_log_odds)
+        c = self._chain_conditionals()
         new = block_gibbs_step(c, state, generator, beta=self.beta, base_bias=self.base_bias)
         return new, {"accept_prob": self._ones(new.visible)}
+
+    def _chain_conditionals(self) -> Conditionals:
+        """The conditionals built by :meth:`init_chains` (or now, for chains built by hand)."""
+        if self._conditionals is None:
+            self._conditionals = conditionals(self.rbm, self.visible_log_odds)
+        return self._conditionals
 
     def _ones(self, visible: torch.Tensor) -> torch.Tensor:
         ones = self._accept_ones
@@ -390,9 +394,7 @@ class BlockGibbs(ChainKernel):
         temperature multiplies, shape ``(C,)``: :math:`\log P_\beta = \log p_{base}(v) +
         \beta\,\ell + \text{const}`, so :math:`\ell = -E(v, h) + a^\top v` without a base
         and that minus :func:`base_log_density` with one (module docstring)."""
-        c = self._conditionals
-        if c is None:
-            c = self._conditionals = conditionals(self.rbm, self.visible_log_odds)
+        c = self._chain_conditionals()
         out = joint_log_density(c, state)
         if self.base_bias is not None:
             out = out - base_log_density(c, state.visible, self.base_bias)
